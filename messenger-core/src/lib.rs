@@ -1,0 +1,33 @@
+//! # messenger-core
+//!
+//! Group messaging for applications: clients register with a tracker (TCP control plane) and
+//! exchange messages peer to peer over UDP. Each group delivers in FIFO order or in FIFO +
+//! total order (ISIS), despite loss, duplication and reordering of datagrams and crashes of
+//! members.
+//!
+//! ## Layout
+//!
+//! - [`protocol`]: the sans-IO core. State machines with `handle_*` inputs and `poll_*`
+//!   outputs; time is an argument; no sockets, no tokio, no clock.
+//!   - `protocol::wire`: datagrams and control frames, versioned, bounded, bundled.
+//!   - `protocol::fifo`, `protocol::reliable`: per-sender order, NACK repair, session messages.
+//!   - `protocol::isis`, `protocol::flush`: total order and its failure resolution.
+//!   - `protocol::group`: one group's state machine composing the above.
+//! - [`testing`] (feature `test-util`): a seeded network emulator (loss, duplication,
+//!   reordering, partitions, crashes) and a simulation driver that runs many members in virtual
+//!   time and collects their delivery logs.
+//!
+//! The tokio runtime, the tracker server and the client handle build on this crate's protocol
+//! (see docs/ARCHITECTURE.md for the plan and the state of each layer).
+
+#![forbid(unsafe_code)]
+#![warn(missing_debug_implementations)]
+
+pub mod protocol;
+
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
+
+pub use protocol::{
+    Delivery, Event, Group, GroupConfig, GroupId, MemberId, Order, SeqNo, View, ViewId, ViewMember,
+};

@@ -1,0 +1,265 @@
+//! ISIS failure resolution: what happens to the messages of a member that left the view before
+//! all of them had a final priority.
+//!
+//! The rule (docs/PROTOCOL.md explains why it is safe):
+//!
+//! 1. Senders stop waiting for the departed member's proposals (`isis::Proposals::forget`).
+//! 2. Every member of the new view pauses delivery and reports to the coordinator (the lowest
+//!    member id of the view): the highest order key it has delivered, and for each departed
+//!    stream what it has delivered and what it holds, with its proposal or the final it knows.
+//! 3. The coordinator ([`decide`]) takes each departed stream in sequence order from the lowest
+//!    undelivered number, up to the first number nobody holds. A final some member knows is
+//!    kept; otherwise the final is the largest reported proposal, raised above every key any
+//!    member has delivered and above the previous message's final. The rest is dropped.
+//! 4. The coordinator announces the decision (relaying content members lack); every member
+//!    applies it, acknowledges it and resumes delivery. A new view during the round restarts it
+//!    with that view's coordinator; reports and decisions are idempotent.
+
+use std::collections::BTreeMap;
+
+use super::types::ViewId as View;
+use super::types::{MemberId, OrderKey, Priority, SeqNo, ViewId};
+use super::wire::{Decided, EntryState, FlushDecision, FlushReport, StreamDecision};
+
+/// Computes the coordinator's decision from every member's report of one round.
+pub fn decide(round: ViewId, reports: &[(MemberId, FlushReport)]) -> FlushDecision {
+    let delivered_max: Option<OrderKey> = reports.iter().filter_map(|(_, r)| r.delivered_max).max();
+    let mut origins: Vec<MemberId> = reports
+        .iter()
+        .flat_map(|(_, r)| r.streams.iter().map(|s| s.origin))
+        .collect();
+    origins.sort();
+    origins.dedup();
+
+    let streams = origins
+        .into_iter()
+        .map(|origin| decide_stream(origin, reports, delivered_max))
+        .collect();
+    FlushDecision { round, streams }
+}
+
+/// What the reports say about one sequence number of one stream.
+#[derive(Default)]
+struct Known {
+    view: Option<View>,
+    final_priority: Option<Priority>,
+    max_proposal: Option<Priority>,
+}
+
+fn decide_stream(
+    origin: MemberId,
+    reports: &[(MemberId, FlushReport)],
+    delivered_max: Option<OrderKey>,
+) -> StreamDecision {
+    let stream_reports = || {
+        reports
+            .iter()
+            .flat_map(move |(_, r)| r.streams.iter().filter(move |s| s.origin == origin))
+    };
+    // Members that never learned where their part of the stream starts do not pull the start
+    // back; if nobody knows, the first message anybody holds starts it.
+    let first = stream_reports()
+        .filter_map(|s| s.delivered)
+        .min()
+        .map(SeqNo::next)
+        .or_else(|| {
+            stream_reports()
+                .flat_map(|s| s.entries.iter())
+                .filter(|e| e.content.is_some())
+                .map(|e| e.seq)
+                .min()
+        })
+        .unwrap_or(SeqNo(1));
+    let closed = stream_reports().filter_map(|s| s.closed).min();
+
+    let mut known: BTreeMap<SeqNo, Known> = BTreeMap::new();
+    for stream in stream_reports() {
+        for entry in &stream.entries {
+            let k = known.entry(entry.seq).or_default();
+            if entry.content.is_some() {
+                k.view = entry.content;
+            }
+            match entry.state {
+                EntryState::Unproposed => {}
+                EntryState::Proposed(p) => k.max_proposal = k.max_proposal.max(Some(p)),
+                EntryState::Final(p) => k.final_priority = Some(p),
+            }
+        }
+    }
+
+    let mut decided = Vec::new();
+    let mut previous: Option<Priority> = None;
+    let mut seq = first;
+    loop {
+        if closed.is_some_and(|c| seq > c) {
+            break;
+        }
+        let Some(k) = known.get(&seq) else { break };
+        let Some(view) = k.view else {
+            // Nobody can relay it: it and everything after it cannot be delivered in FIFO order.
+            break;
+        };
+        let priority = match k.final_priority {
+            Some(p) => p,
+            None => {
+                let mut p = k.max_proposal.unwrap_or_default();
+                let key = OrderKey {
+                    priority: p,
+                    origin,
+                    seq,
+                };
+                if let Some(d) = delivered_max {
+                    if key <= d {
+                        p = Priority::new(d.priority.counter + 1, origin);
+                    }
+                }
+                if p.counter == 0 {
+                    p = Priority::new(1, origin);
+                }
+                previous.map_or(p, |prev| p.max(prev))
+            }
+        };
+        decided.push(Decided { priority, view });
+        previous = Some(priority);
+        seq = seq.next();
+    }
+    StreamDecision {
+        origin,
+        first,
+        decided,
+    }
+}
+
+/// Last sequence number a decision delivers (`first - 1` when it delivers nothing).
+pub fn decision_last(d: &StreamDecision) -> SeqNo {
+    SeqNo(d.first.0 + d.decided.len() as u64 - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::wire::{ReportEntry, StreamReport};
+
+    const X: MemberId = MemberId(9);
+
+    fn prio(c: u64, m: u64) -> Priority {
+        Priority::new(c, MemberId(m))
+    }
+
+    fn report(
+        delivered_max: Option<OrderKey>,
+        delivered: u64,
+        entries: Vec<(u64, EntryState, bool)>,
+    ) -> FlushReport {
+        report_opt(delivered_max, Some(delivered), entries)
+    }
+
+    fn report_opt(
+        delivered_max: Option<OrderKey>,
+        delivered: Option<u64>,
+        entries: Vec<(u64, EntryState, bool)>,
+    ) -> FlushReport {
+        FlushReport {
+            round: ViewId(5),
+            delivered_max,
+            streams: vec![StreamReport {
+                origin: X,
+                delivered: delivered.map(SeqNo),
+                closed: None,
+                entries: entries
+                    .into_iter()
+                    .map(|(seq, state, has_content)| ReportEntry {
+                        seq: SeqNo(seq),
+                        state,
+                        content: has_content.then_some(ViewId(1)),
+                    })
+                    .collect(),
+            }],
+        }
+    }
+
+    #[test]
+    fn keeps_known_finals_and_stops_at_the_first_message_nobody_holds() {
+        let a = report(
+            None,
+            1,
+            vec![
+                (1, EntryState::Final(prio(3, 1)), false),
+                (2, EntryState::Proposed(prio(4, 1)), true),
+            ],
+        );
+        let b = report(
+            None,
+            0,
+            vec![
+                (1, EntryState::Proposed(prio(2, 2)), true),
+                (2, EntryState::Proposed(prio(5, 2)), true),
+                (4, EntryState::Unproposed, true),
+            ],
+        );
+        let d = decide(ViewId(5), &[(MemberId(1), a), (MemberId(2), b)]);
+        let s = &d.streams[0];
+        assert_eq!(s.first, SeqNo(1));
+        let finals: Vec<Priority> = s.decided.iter().map(|d| d.priority).collect();
+        assert_eq!(finals, vec![prio(3, 1), prio(5, 2)]);
+        assert_eq!(
+            decision_last(s),
+            SeqNo(2),
+            "seq 3 is held by nobody, so 3 and 4 are dropped"
+        );
+    }
+
+    #[test]
+    fn final_is_raised_above_everything_delivered() {
+        let delivered = OrderKey {
+            priority: prio(10, 2),
+            origin: MemberId(2),
+            seq: SeqNo(4),
+        };
+        let a = report(Some(delivered), 0, vec![(1, EntryState::Unproposed, true)]);
+        let b = report(None, 0, vec![(1, EntryState::Proposed(prio(3, 3)), true)]);
+        let d = decide(ViewId(5), &[(MemberId(1), a), (MemberId(3), b)]);
+        let f = d.streams[0].decided[0].priority;
+        assert!(
+            OrderKey {
+                priority: f,
+                origin: X,
+                seq: SeqNo(1)
+            } > delivered
+        );
+    }
+
+    #[test]
+    fn finals_grow_along_the_sequence() {
+        let a = report(
+            None,
+            0,
+            vec![
+                (1, EntryState::Proposed(prio(8, 1)), true),
+                (2, EntryState::Unproposed, true),
+            ],
+        );
+        let d = decide(ViewId(5), &[(MemberId(1), a)]);
+        let f = &d.streams[0].decided;
+        assert_eq!(f.len(), 2);
+        assert!(f[1].priority >= f[0].priority);
+    }
+
+    #[test]
+    fn a_closed_stream_is_not_extended() {
+        let mut a = report(None, 2, vec![]);
+        a.streams[0].closed = Some(SeqNo(2));
+        let b = report(None, 2, vec![(3, EntryState::Unproposed, true)]);
+        let d = decide(ViewId(5), &[(MemberId(1), a), (MemberId(2), b)]);
+        assert!(d.streams[0].decided.is_empty());
+    }
+
+    #[test]
+    fn a_member_that_never_learned_the_start_does_not_pull_it_back() {
+        let a = report(None, 4, vec![(5, EntryState::Proposed(prio(9, 1)), true)]);
+        let j = report_opt(None, None, vec![(5, EntryState::Unproposed, true)]);
+        let d = decide(ViewId(5), &[(MemberId(1), a), (MemberId(7), j)]);
+        assert_eq!(d.streams[0].first, SeqNo(5));
+        assert_eq!(d.streams[0].decided.len(), 1);
+    }
+}

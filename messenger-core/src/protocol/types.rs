@@ -1,0 +1,75 @@
+//! The protocol's vocabulary: identifiers, sequence numbers and ISIS priorities.
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+        )]
+        pub struct $name(pub u64);
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A client, as numbered by the tracker (unique for the tracker's lifetime).
+    MemberId
+);
+id_type!(
+    /// A group, as numbered by the tracker.
+    GroupId
+);
+id_type!(
+    /// A view of one group; grows with every membership change.
+    ViewId
+);
+id_type!(
+    /// Position of a message in its sender's stream within one group; the first message is 1.
+    /// `SeqNo(0)` means "nothing yet".
+    SeqNo
+);
+
+impl SeqNo {
+    pub const ZERO: SeqNo = SeqNo(0);
+
+    pub fn next(self) -> SeqNo {
+        SeqNo(self.0 + 1)
+    }
+
+    pub fn prev(self) -> SeqNo {
+        SeqNo(self.0.saturating_sub(1))
+    }
+}
+
+/// An ISIS priority: `(counter, member)`, compared lexicographically so that ties between
+/// equal counters are broken the same way at every member.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
+pub struct Priority {
+    pub counter: u64,
+    pub member: MemberId,
+}
+
+impl Priority {
+    pub fn new(counter: u64, member: MemberId) -> Self {
+        Priority { counter, member }
+    }
+}
+
+/// The position of a message in a total-order hold-back queue: its priority, then its
+/// identity. Two messages never share a key, even when a failure resolution gives them the
+/// same priority, and a message's key only grows when its final replaces its proposal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct OrderKey {
+    pub priority: Priority,
+    pub origin: MemberId,
+    pub seq: SeqNo,
+}

@@ -1,0 +1,569 @@
+//! The wire format: datagrams on the data plane (UDP) and frames on the control plane (TCP).
+//!
+//! # Datagrams
+//!
+//! ```text
+//! +-------+-------+---------+----------------------+---------+---------+-----
+//! | 'G'   | 'M'   | version | header (postcard)    | frame 1 | frame 2 | ...
+//! +-------+-------+---------+----------------------+---------+---------+-----
+//! ```
+//!
+//! The first three bytes are raw so that a datagram of another protocol or version is rejected
+//! before any decoding. The header names the group, the sending member and the sender's view.
+//! Then come one or more [`Frame`]s, each postcard-encoded back to back (no count, no length:
+//! postcard is self-delimiting), which is what lets [`DatagramBuilder`] bundle frames until a
+//! size budget is reached.
+//!
+//! # Control frames
+//!
+//! On the tracker's TCP connection each frame is a 4-byte big-endian length followed by the
+//! postcard encoding of a [`ClientFrame`] (client to tracker) or a [`ServerFrame`] (tracker to
+//! client). [`FrameDecoder`] splits a byte stream into frames without I/O.
+//!
+//! Decoding never panics and never allocates more than the input can describe: every decoder
+//! returns a [`WireError`].
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::types::{GroupId, MemberId, OrderKey, Priority, SeqNo, ViewId};
+
+/// First two bytes of every datagram.
+pub const MAGIC: [u8; 2] = *b"GM";
+/// Version of the datagram format; a datagram with another version is rejected.
+pub const VERSION: u8 = 1;
+/// Version of the control protocol, carried in [`Hello`].
+pub const CONTROL_VERSION: u32 = 1;
+/// Largest datagram that is ever produced or accepted (the UDP payload limit over IPv4).
+pub const MAX_DATAGRAM: usize = 65_507;
+/// Default size budget for bundling frames into one datagram (fits an Ethernet MTU).
+pub const DEFAULT_BUNDLE_SIZE: usize = 1400;
+/// Largest control frame body accepted on the TCP connection.
+pub const MAX_CONTROL_FRAME: usize = 1 << 20;
+
+/// Why a datagram or frame could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("truncated input: {0} bytes is shorter than a header")]
+    Truncated(usize),
+    #[error("bad magic: not a messenger datagram")]
+    BadMagic,
+    #[error("unsupported datagram version {0} (this build speaks {VERSION})")]
+    UnsupportedVersion(u8),
+    #[error("input of {len} bytes exceeds the limit of {limit}")]
+    Oversized { len: usize, limit: usize },
+    #[error("malformed input: {0}")]
+    Malformed(String),
+    #[error("datagram carries no frame")]
+    Empty,
+}
+
+impl From<postcard::Error> for WireError {
+    fn from(e: postcard::Error) -> Self {
+        WireError::Malformed(e.to_string())
+    }
+}
+
+/// Who sent a datagram, for which group, in which of the sender's views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    pub group: GroupId,
+    pub sender: MemberId,
+    /// The sender's current view of the group when it built the datagram.
+    pub view: ViewId,
+}
+
+/// One protocol frame; several are bundled in a datagram.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Frame {
+    /// An application message of the header's sender.
+    Data(Data),
+    /// Periodic sender session message plus the sender's receive state of every stream.
+    Status(Status),
+    /// Cumulative acknowledgement of the recipient's own stream (piggybacked, cheap).
+    Ack(Ack),
+    /// The recipient should resend these messages of its own stream.
+    Nack(Nack),
+    /// ISIS: the header's sender proposes a priority for the recipient's message `seq`.
+    Propose(Propose),
+    /// ISIS: the agreed priority of the header sender's message `seq`.
+    Final(Final),
+    /// Failure resolution: a survivor's report to the coordinator.
+    FlushReport(FlushReport),
+    /// Failure resolution: please relay the content of these messages of a departed member.
+    FlushFetch(FlushFetch),
+    /// Failure resolution: the content of one message of a departed member.
+    FlushRelay(FlushRelay),
+    /// Failure resolution: the coordinator's decision.
+    FlushDecision(FlushDecision),
+    /// Failure resolution: the decision of `round` has been applied.
+    FlushAck(FlushAck),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Data {
+    pub seq: SeqNo,
+    /// The sender's view when it sent the message: a member that joined in view `v` delivers
+    /// exactly the sender's messages sent in views `>= v`.
+    pub view: ViewId,
+    /// Opaque to the protocol: the runtime puts the sender's wall-clock send time here
+    /// (microseconds) so receivers can measure delivery latency.
+    pub stamp: u64,
+    pub payload: Bytes,
+}
+
+/// Receive state of one stream, as reported by the member sending the frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamAck {
+    pub origin: MemberId,
+    /// Every message up to this one has been received (handed past the FIFO layer).
+    pub received: SeqNo,
+    /// Every message up to this one has a known final priority (total order only).
+    pub finals: SeqNo,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// Highest sequence number the sender has sent (finds tail loss).
+    pub high: SeqNo,
+    /// First sequence number of the sender's stream that the recipient must deliver.
+    pub start: SeqNo,
+    /// The sender's receive state of each stream it receives.
+    pub acks: Vec<StreamAck>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    pub received: SeqNo,
+    pub finals: SeqNo,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Nack {
+    /// Inclusive ranges of missing sequence numbers.
+    pub missing: Vec<(SeqNo, SeqNo)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Propose {
+    pub seq: SeqNo,
+    /// The proposal is `(counter, header.sender)`.
+    pub counter: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Final {
+    pub seq: SeqNo,
+    pub priority: Priority,
+}
+
+/// What a survivor knows of the order of one message of a departed member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EntryState {
+    /// Not proposed yet (held back behind a gap in the FIFO layer).
+    Unproposed,
+    /// Proposed with this priority, final unknown.
+    Proposed(Priority),
+    /// Final priority known (the message may already be delivered).
+    Final(Priority),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportEntry {
+    pub seq: SeqNo,
+    pub state: EntryState,
+    /// Set when the survivor holds the content (and can relay it): the view it was sent in.
+    pub content: Option<ViewId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamReport {
+    pub origin: MemberId,
+    /// Highest sequence number of `origin` this survivor has delivered; `None` when it never
+    /// learned where its part of the stream starts (it joined after `origin`).
+    pub delivered: Option<SeqNo>,
+    /// Set when this survivor already applied a decision that ended the stream at this number.
+    pub closed: Option<SeqNo>,
+    pub entries: Vec<ReportEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlushReport {
+    /// The view in which the report is made.
+    pub round: ViewId,
+    /// Highest order key this survivor has delivered in the group.
+    pub delivered_max: Option<OrderKey>,
+    pub streams: Vec<StreamReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlushFetch {
+    pub round: ViewId,
+    pub origin: MemberId,
+    pub seqs: Vec<SeqNo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlushRelay {
+    pub origin: MemberId,
+    pub seq: SeqNo,
+    pub view: ViewId,
+    pub stamp: u64,
+    pub payload: Bytes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamDecision {
+    pub origin: MemberId,
+    /// Sequence number of the first decided message.
+    pub first: SeqNo,
+    /// Messages `first, first + 1, ...` in order; everything after the last one is dropped.
+    pub decided: Vec<Decided>,
+}
+
+/// The fate of one message of a departed member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decided {
+    pub priority: Priority,
+    /// The view it was sent in: members that joined later do not deliver it.
+    pub view: ViewId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlushDecision {
+    pub round: ViewId,
+    pub streams: Vec<StreamDecision>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlushAck {
+    pub round: ViewId,
+}
+
+/// A decoded datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Datagram {
+    pub header: Header,
+    pub frames: Vec<Frame>,
+}
+
+impl Datagram {
+    /// Encodes the datagram as one buffer (no size budget: see [`DatagramBuilder`] for bundling).
+    pub fn encode(&self) -> Result<Vec<u8>, WireError> {
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(&MAGIC);
+        out.push(VERSION);
+        out = postcard::to_extend(&self.header, out)?;
+        for frame in &self.frames {
+            out = postcard::to_extend(frame, out)?;
+        }
+        if out.len() > MAX_DATAGRAM {
+            return Err(WireError::Oversized {
+                len: out.len(),
+                limit: MAX_DATAGRAM,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Decodes and validates one datagram.
+    pub fn decode(bytes: &[u8]) -> Result<Datagram, WireError> {
+        let header = decode_header(bytes)?;
+        let mut rest = header.1;
+        let mut frames = Vec::new();
+        while !rest.is_empty() {
+            let (frame, tail) = postcard::take_from_bytes::<Frame>(rest)?;
+            frames.push(frame);
+            rest = tail;
+        }
+        if frames.is_empty() {
+            return Err(WireError::Empty);
+        }
+        Ok(Datagram {
+            header: header.0,
+            frames,
+        })
+    }
+}
+
+/// Checks magic, version and size, and decodes the header; returns the undecoded frames.
+pub fn decode_header(bytes: &[u8]) -> Result<(Header, &[u8]), WireError> {
+    if bytes.len() > MAX_DATAGRAM {
+        return Err(WireError::Oversized {
+            len: bytes.len(),
+            limit: MAX_DATAGRAM,
+        });
+    }
+    if bytes.len() < 3 {
+        return Err(WireError::Truncated(bytes.len()));
+    }
+    if bytes[..2] != MAGIC {
+        return Err(WireError::BadMagic);
+    }
+    if bytes[2] != VERSION {
+        return Err(WireError::UnsupportedVersion(bytes[2]));
+    }
+    let (header, rest) = postcard::take_from_bytes::<Header>(&bytes[3..])?;
+    Ok((header, rest))
+}
+
+/// Bundles frames for one destination into datagrams of at most `budget` bytes.
+///
+/// A frame that alone exceeds the budget (a large flush report, say) travels in a datagram of
+/// its own, up to [`MAX_DATAGRAM`].
+#[derive(Debug)]
+pub struct DatagramBuilder {
+    header_bytes: Vec<u8>,
+    budget: usize,
+    current: Vec<u8>,
+    scratch: Vec<u8>,
+    done: Vec<Vec<u8>>,
+}
+
+impl DatagramBuilder {
+    pub fn new(header: Header, budget: usize) -> Self {
+        let mut header_bytes = Vec::with_capacity(24);
+        header_bytes.extend_from_slice(&MAGIC);
+        header_bytes.push(VERSION);
+        header_bytes =
+            postcard::to_extend(&header, header_bytes).expect("a header always serializes");
+        DatagramBuilder {
+            current: Vec::new(),
+            header_bytes,
+            budget,
+            scratch: Vec::new(),
+            done: Vec::new(),
+        }
+    }
+
+    /// Appends a frame, starting a new datagram when the budget would be exceeded.
+    pub fn push(&mut self, frame: &Frame) -> Result<(), WireError> {
+        self.scratch.clear();
+        let scratch = std::mem::take(&mut self.scratch);
+        let encoded = postcard::to_extend(frame, scratch)?;
+        let alone = self.header_bytes.len() + encoded.len();
+        if alone > MAX_DATAGRAM {
+            self.scratch = encoded;
+            return Err(WireError::Oversized {
+                len: alone,
+                limit: MAX_DATAGRAM,
+            });
+        }
+        if !self.current.is_empty() && self.current.len() + encoded.len() > self.budget {
+            self.done.push(std::mem::take(&mut self.current));
+        }
+        if self.current.is_empty() {
+            self.current.reserve(self.budget.max(alone));
+            self.current.extend_from_slice(&self.header_bytes);
+        }
+        self.current.extend_from_slice(&encoded);
+        self.scratch = encoded;
+        Ok(())
+    }
+
+    /// True when nothing has been pushed since the last [`DatagramBuilder::finish`].
+    pub fn is_empty(&self) -> bool {
+        self.current.is_empty() && self.done.is_empty()
+    }
+
+    /// Closes the datagram under construction and returns every finished datagram.
+    pub fn finish(&mut self) -> impl Iterator<Item = Vec<u8>> + '_ {
+        if !self.current.is_empty() {
+            self.done.push(std::mem::take(&mut self.current));
+        }
+        self.done.drain(..)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Control plane (tracker <-> client over TCP)
+// ---------------------------------------------------------------------------------------------
+
+/// Delivery order of a group, fixed when the group is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Order {
+    Fifo,
+    Total,
+}
+
+/// One member of a view as the tracker announces it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewMember {
+    pub id: MemberId,
+    pub name: String,
+    pub addr: SocketAddr,
+    /// The view in which this member joined the group (datagrams it sent in earlier views
+    /// belong to an earlier membership and are ignored).
+    pub joined: ViewId,
+}
+
+/// A group's membership at one point of its history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct View {
+    pub group: GroupId,
+    pub name: String,
+    pub order: Order,
+    pub id: ViewId,
+    pub members: Vec<ViewMember>,
+}
+
+impl View {
+    pub fn member(&self, id: MemberId) -> Option<&ViewMember> {
+        self.members.iter().find(|m| m.id == id)
+    }
+
+    pub fn contains(&self, id: MemberId) -> bool {
+        self.member(id).is_some()
+    }
+}
+
+/// First frame of every client connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub version: u32,
+    pub username: String,
+    pub udp_addr: SocketAddr,
+}
+
+/// Delivery metrics a client reports when it quits.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricsReport {
+    pub sent: u64,
+    pub received: u64,
+    pub elapsed_micros: u64,
+    pub latency_mean_micros: u64,
+    pub latency_p50_micros: u64,
+    pub latency_p99_micros: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    ListGroups,
+    ListMembers {
+        group: String,
+    },
+    Join {
+        group: String,
+        order: Order,
+        password: Option<String>,
+    },
+    Leave {
+        group: String,
+    },
+    Quit {
+        metrics: MetricsReport,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ClientFrame {
+    Hello(Hello),
+    Request { id: u64, request: Request },
+    HeartbeatAck { nonce: u64 },
+}
+
+/// Error codes of the control protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    UnknownGroup,
+    NotAMember,
+    UsernameTaken,
+    AccessDenied,
+    OrderMismatch,
+    GroupFull,
+    BadRequest,
+    VersionMismatch,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupInfo {
+    pub name: String,
+    pub order: Order,
+    pub members: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Reply {
+    Groups(Vec<GroupInfo>),
+    Members(View),
+    Joined(View),
+    Left,
+    Bye,
+    Error { code: ErrorCode, message: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ServerFrame {
+    Welcome { member: MemberId },
+    Reply { id: u64, reply: Reply },
+    ViewChange(View),
+    Heartbeat { nonce: u64 },
+    Error { code: ErrorCode, message: String },
+}
+
+/// Encodes one control frame with its 4-byte big-endian length prefix.
+pub fn encode_control<T: Serialize>(frame: &T) -> Result<Vec<u8>, WireError> {
+    let mut out = vec![0u8; 4];
+    out = postcard::to_extend(frame, out)?;
+    let body = out.len() - 4;
+    if body > MAX_CONTROL_FRAME {
+        return Err(WireError::Oversized {
+            len: body,
+            limit: MAX_CONTROL_FRAME,
+        });
+    }
+    out[..4].copy_from_slice(&(body as u32).to_be_bytes());
+    Ok(out)
+}
+
+/// Splits a TCP byte stream into control frames (sans-IO: feed bytes in, take frames out).
+#[derive(Debug, Default)]
+pub struct FrameDecoder {
+    buf: Vec<u8>,
+}
+
+impl FrameDecoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends bytes read from the connection.
+    pub fn extend(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Bytes received but not yet part of a complete frame.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Takes the next complete frame. `Ok(None)` means more bytes are needed; an error means
+    /// the stream is corrupt and the connection should be closed.
+    pub fn next_frame<T: for<'de> Deserialize<'de>>(&mut self) -> Result<Option<T>, WireError> {
+        if self.buf.len() < 4 {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
+        if len > MAX_CONTROL_FRAME {
+            return Err(WireError::Oversized {
+                len,
+                limit: MAX_CONTROL_FRAME,
+            });
+        }
+        if self.buf.len() < 4 + len {
+            return Ok(None);
+        }
+        let result = match postcard::take_from_bytes::<T>(&self.buf[4..4 + len]) {
+            Ok((frame, [])) => Ok(frame),
+            Ok((_, rest)) => Err(WireError::Malformed(format!(
+                "{} trailing bytes after the frame",
+                rest.len()
+            ))),
+            Err(e) => Err(e.into()),
+        };
+        self.buf.drain(..4 + len);
+        result.map(Some)
+    }
+}

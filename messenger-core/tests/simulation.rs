@@ -56,7 +56,9 @@ fn base(seed: u64, order: Order) -> SimConfig {
     let members = 2 + (seed % 7) as usize; // 2..=8
     let mut c = SimConfig::new(seed, members, order);
     c.faults = faults_for(seed);
-    c.messages = 20;
+    c.messages = 30;
+    // Views reach members up to this much apart (the tracker pushes over TCP to each).
+    c.view_delay = Duration::from_micros([100, 5_000, 40_000][(seed / 3 % 3) as usize]);
     c
 }
 
@@ -198,4 +200,35 @@ fn a_sender_ahead_of_slow_receivers_is_held_by_its_window() {
         c.send_gap = Duration::from_micros(1);
         c
     }));
+}
+
+/// Everything at once: loss, a join, a graceful leave, a partition and a crash, in random
+/// order and timing.
+#[test]
+fn chaos_mixed_disturbances() {
+    for order in [Order::Fifo, Order::Total] {
+        check_all(seeds(150).into_iter().map(|s| {
+            let mut c = base(s, order);
+            c.members = 4 + (s % 5) as usize;
+            c.messages = 40;
+            let n = c.members;
+            let t = |k: u64| Duration::from_micros(500 + (s * k) % 9_000);
+            c.actions.push(Action::Join { at: t(37) });
+            c.actions.push(Action::Leave {
+                member: (s as usize + 1) % n,
+                at: t(53),
+            });
+            c.actions.push(Action::Partition {
+                a: (s as usize + 2) % n,
+                b: (s as usize + 3) % n,
+                at: t(71),
+                duration: Duration::from_millis(50),
+            });
+            c.actions.push(Action::CrashAfterSend {
+                member: (s as usize + 3) % n,
+                nth: 1 + s % 30,
+            });
+            c
+        }));
+    }
 }

@@ -110,7 +110,7 @@ fn decide_stream(
                 };
                 if let Some(d) = delivered_max {
                     if key <= d {
-                        p = Priority::new(d.priority.counter + 1, origin);
+                        p = Priority::new(d.priority.counter.saturating_add(1), origin);
                     }
                 }
                 if p.counter == 0 {
@@ -132,7 +132,12 @@ fn decide_stream(
 
 /// Last sequence number a decision delivers (`first - 1` when it delivers nothing).
 pub fn decision_last(d: &StreamDecision) -> SeqNo {
-    SeqNo(d.first.0 + d.decided.len() as u64 - 1)
+    SeqNo(
+        d.first
+            .0
+            .saturating_add(d.decided.len() as u64)
+            .saturating_sub(1),
+    )
 }
 
 #[cfg(test)]

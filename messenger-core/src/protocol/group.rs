@@ -136,6 +136,8 @@ pub struct GroupStats {
     pub datagrams_received: u64,
     pub datagrams_dropped: u64,
     pub malformed: u64,
+    /// Well-formed frames whose content no honest member sends (ignored).
+    pub invalid_frames: u64,
     pub spoofed: u64,
     pub unknown_sender: u64,
     pub stale: u64,
@@ -183,6 +185,10 @@ struct Stream {
     retained: VecDeque<(SeqNo, Priority)>,
     /// Content relayed during failure resolution.
     relayed: BTreeMap<SeqNo, Msg>,
+    /// Messages a resolution decided (content and final), kept while the departed stream is
+    /// remembered: a later round may need them relayed to members that missed the decision,
+    /// and this member may be the only one left that has them.
+    kept: BTreeMap<SeqNo, (Msg, Priority)>,
     nack: NackPacer,
     /// Failure resolution ended the stream here.
     closed: Option<SeqNo>,
@@ -199,6 +205,7 @@ impl Stream {
             pending_finals: BTreeMap::new(),
             retained: VecDeque::new(),
             relayed: BTreeMap::new(),
+            kept: BTreeMap::new(),
             nack: NackPacer::default(),
             closed: None,
         }
@@ -457,6 +464,10 @@ impl Group {
     }
 
     fn handle_frame(&mut self, now: Instant, from: MemberId, frame: Frame) {
+        if !frame_is_plausible(&frame) {
+            self.stats.invalid_frames += 1;
+            return;
+        }
         match frame {
             Frame::Data(data) => self.on_data(now, from, data),
             Frame::Status(status) => self.on_status(now, from, status),
@@ -1127,6 +1138,9 @@ impl Group {
             for (&seq, m) in &stream.relayed {
                 put(seq, EntryState::Unproposed, Some(m.view));
             }
+            for (&seq, (m, p)) in &stream.kept {
+                put(seq, EntryState::Final(*p), Some(m.view));
+            }
             streams.push(StreamReport {
                 origin,
                 delivered: stream.rx.start_known().then_some(stream.delivered),
@@ -1271,7 +1285,7 @@ impl Group {
         sd.decided
             .iter()
             .enumerate()
-            .map(|(i, d)| (SeqNo(sd.first.0 + i as u64), *d))
+            .map_while(|(i, d)| Some((SeqNo(sd.first.0.checked_add(i as u64)?), *d)))
             .filter(|(seq, d)| *seq > stream.delivered && d.view >= self.joined)
             .collect()
     }
@@ -1288,6 +1302,7 @@ impl Group {
             })
             .or_else(|| stream.rx.get(seq).cloned())
             .or_else(|| stream.relayed.get(&seq).cloned())
+            .or_else(|| stream.kept.get(&seq).map(|(m, _)| m.clone()))
             .or_else(|| {
                 self.flush
                     .as_ref()
@@ -1434,6 +1449,7 @@ impl Group {
                     };
                     // `missing_content` made sure every message is here.
                     if let Some(msg) = msg {
+                        stream.kept.insert(seq, (msg.clone(), d.priority));
                         self.counters.observe_final(d.priority);
                         self.holdback.insert(
                             OrderKey {
@@ -1705,5 +1721,27 @@ impl Group {
                 });
             }
         }
+    }
+}
+
+/// Rejects frames carrying values no honest member produces (priorities at the counter limit).
+fn frame_is_plausible(frame: &Frame) -> bool {
+    match frame {
+        Frame::Propose(p) => p.counter < Priority::MAX_COUNTER,
+        Frame::Final(f) => f.priority.is_valid(),
+        Frame::FlushReport(r) => {
+            r.delivered_max.is_none_or(|k| k.priority.is_valid())
+                && r.streams.iter().all(|s| {
+                    s.entries.iter().all(|e| match e.state {
+                        EntryState::Unproposed => true,
+                        EntryState::Proposed(p) | EntryState::Final(p) => p.is_valid(),
+                    })
+                })
+        }
+        Frame::FlushDecision(d) => d
+            .streams
+            .iter()
+            .all(|s| s.decided.iter().all(|d| d.priority.is_valid())),
+        _ => true,
     }
 }

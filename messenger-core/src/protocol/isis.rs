@@ -32,7 +32,7 @@ pub struct Counters {
 impl Counters {
     /// A new proposal: above every priority this member proposed or saw agreed.
     pub fn propose(&mut self, me: MemberId) -> Priority {
-        let counter = self.proposed.max(self.agreed) + 1;
+        let counter = self.proposed.max(self.agreed).saturating_add(1);
         self.proposed = counter;
         Priority::new(counter, me)
     }

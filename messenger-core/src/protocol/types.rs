@@ -39,8 +39,10 @@ id_type!(
 impl SeqNo {
     pub const ZERO: SeqNo = SeqNo(0);
 
+    /// The following number (saturating: numbers from the network are never trusted not to
+    /// be at the limit).
     pub fn next(self) -> SeqNo {
-        SeqNo(self.0 + 1)
+        SeqNo(self.0.saturating_add(1))
     }
 
     pub fn prev(self) -> SeqNo {
@@ -59,8 +61,17 @@ pub struct Priority {
 }
 
 impl Priority {
+    /// Counters at or above this are refused: an honest counter grows by one per message and
+    /// never gets near it, and refusing them keeps `counter + 1` from overflowing.
+    pub const MAX_COUNTER: u64 = 1 << 62;
+
     pub fn new(counter: u64, member: MemberId) -> Self {
         Priority { counter, member }
+    }
+
+    /// False for a priority no honest member produces.
+    pub fn is_valid(&self) -> bool {
+        self.counter < Self::MAX_COUNTER
     }
 }
 

@@ -134,6 +134,8 @@ struct Node {
     leaving: bool,
     /// Delivery log of each incarnation.
     logs: Vec<Vec<(MsgId, Instant)>>,
+    /// Deliveries per origin membership, for the current incarnation (a cheap completion test).
+    counts: HashMap<MemberId, u64>,
     /// Messages reported lost, per incarnation.
     lost: Vec<u64>,
     /// Largest buffer sizes seen.
@@ -263,6 +265,7 @@ impl Simulation {
             crash_after: None,
             leaving: false,
             logs: vec![Vec::new()],
+            counts: HashMap::new(),
             lost: vec![0],
             peak: Default::default(),
         });
@@ -515,6 +518,7 @@ impl Simulation {
                 n.incarnation += 1;
                 n.sent.push(Vec::new());
                 n.logs.push(Vec::new());
+                n.counts.clear();
                 n.lost.push(0);
                 n.group = None;
                 n.to_send = self.config.messages;
@@ -640,6 +644,7 @@ impl Simulation {
                         "seed {}: payload does not match its origin and sequence",
                         self.config.seed
                     );
+                    *node.counts.entry(d.origin).or_default() += 1;
                     node.logs[inc].push((
                         MsgId {
                             origin: d.origin,
@@ -692,25 +697,17 @@ impl Simulation {
             if !self.in_group(i) {
                 continue;
             }
-            if n.to_send > 0 || n.leaving {
+            if n.to_send > 0 || n.leaving || n.group.as_ref().is_some_and(|g| g.is_paused()) {
                 return false;
             }
-            let g = n.group.as_ref().expect("in group");
-            if g.is_paused() {
-                return false;
-            }
-            let delivered: BTreeSet<MsgId> = n.logs[n.incarnation as usize]
-                .iter()
-                .map(|(m, _)| *m)
-                .collect();
-            for ((origin, inc), seqs) in self.expected(i) {
-                for s in seqs {
-                    let id = MsgId {
-                        origin,
-                        incarnation: inc,
-                        seq: s,
-                    };
-                    if !delivered.contains(&id) {
+            // Counting is enough here: `check` compares the exact sets afterwards.
+            for s in self.nodes.iter().filter(|s| s.state != NodeState::Crashed) {
+                for (inc, sent) in s.sent.iter().enumerate() {
+                    // Views only grow along a sender's stream: the expected part is a suffix.
+                    let before = sent.partition_point(|v| *v < n.joined);
+                    let expected = (sent.len() - before) as u64;
+                    let got = n.counts.get(&s.ids[inc]).copied().unwrap_or(0);
+                    if got < expected {
                         return false;
                     }
                 }
@@ -840,17 +837,18 @@ impl Simulation {
         Ok(())
     }
 
-    /// Any two logs order their common messages the same way.
+    /// The members that are in the group at the end order their common messages the same way.
+    ///
+    /// Members that left or crashed are not compared: a member may have delivered a message
+    /// whose final priority only it (and the departed sender) knew, and the survivors then
+    /// agree on another place for it (docs/PROTOCOL.md, "What total order promises").
     fn check_total_order(&self) -> Result<(), String> {
         let seed = self.config.seed;
-        let logs: Vec<(String, &Vec<(MsgId, Instant)>)> = self
-            .nodes
-            .iter()
-            .flat_map(|n| {
-                n.logs
-                    .iter()
-                    .enumerate()
-                    .map(move |(inc, l)| (format!("{}/{}", n.id, inc), l))
+        let logs: Vec<(String, &Vec<(MsgId, Instant)>)> = (0..self.nodes.len())
+            .filter(|i| self.in_group(*i))
+            .map(|i| {
+                let n = &self.nodes[i];
+                (format!("{}", n.id), &n.logs[n.incarnation as usize])
             })
             .collect();
         for (a, (an, al)) in logs.iter().enumerate() {

@@ -266,6 +266,7 @@ fn bogus_protocol_frames_from_a_member_do_no_harm() {
         // Failure-resolution frames out of any round, from a member that is not coordinator.
         Frame::FlushReport(FlushReport {
             round: ViewId(77),
+            joined: ViewId(1),
             delivered_max: None,
             streams: vec![],
         }),

@@ -56,20 +56,32 @@ fn decide_stream(
             .iter()
             .flat_map(move |(_, r)| r.streams.iter().filter(move |s| s.origin == origin))
     };
-    // Members that never learned where their part of the stream starts do not pull the start
-    // back; if nobody knows, the first message anybody holds starts it.
-    let first = stream_reports()
+    // Where the decision starts: after what every member has delivered. A member that never
+    // learned where its part of the stream starts reports no number; it needs every message
+    // sent in a view it was in, so the decision reaches back to the first of those anybody holds.
+    let delivered_floor = stream_reports()
         .filter_map(|s| s.delivered)
         .min()
-        .map(SeqNo::next)
-        .or_else(|| {
+        .map(SeqNo::next);
+    let unknown_floor = reports
+        .iter()
+        .filter(|(_, r)| {
+            r.streams
+                .iter()
+                .any(|s| s.origin == origin && s.delivered.is_none())
+        })
+        .filter_map(|(_, r)| {
             stream_reports()
                 .flat_map(|s| s.entries.iter())
-                .filter(|e| e.content.is_some())
+                .filter(|e| e.content.is_some_and(|v| v >= r.joined))
                 .map(|e| e.seq)
                 .min()
         })
-        .unwrap_or(SeqNo(1));
+        .min();
+    let first = match (delivered_floor, unknown_floor) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b).unwrap_or(SeqNo(1)),
+    };
     let closed = stream_reports().filter_map(|s| s.closed).min();
 
     let mut known: BTreeMap<SeqNo, Known> = BTreeMap::new();
@@ -166,6 +178,7 @@ mod tests {
     ) -> FlushReport {
         FlushReport {
             round: ViewId(5),
+            joined: ViewId(1),
             delivered_max,
             streams: vec![StreamReport {
                 origin: X,
@@ -266,5 +279,30 @@ mod tests {
         let d = decide(ViewId(5), &[(MemberId(1), a), (MemberId(7), j)]);
         assert_eq!(d.streams[0].first, SeqNo(5));
         assert_eq!(d.streams[0].decided.len(), 1);
+    }
+
+    #[test]
+    fn a_member_that_never_learned_the_start_gets_what_others_already_decided() {
+        // Member 1 applied an earlier decision (closed at 3, kept 2 and 3, sent in view 2);
+        // member 7 joined in view 2, never learned the start and missed that decision.
+        let mut a = report(
+            None,
+            3,
+            vec![
+                (2, EntryState::Final(prio(4, 1)), true),
+                (3, EntryState::Final(prio(5, 1)), true),
+            ],
+        );
+        a.streams[0].closed = Some(SeqNo(3));
+        for e in &mut a.streams[0].entries {
+            e.content = Some(ViewId(2));
+        }
+        let mut j = report_opt(None, None, vec![]);
+        j.joined = ViewId(2);
+        let d = decide(ViewId(5), &[(MemberId(1), a), (MemberId(7), j)]);
+        let s = &d.streams[0];
+        assert_eq!(s.first, SeqNo(2));
+        let finals: Vec<Priority> = s.decided.iter().map(|d| d.priority).collect();
+        assert_eq!(finals, vec![prio(4, 1), prio(5, 1)]);
     }
 }

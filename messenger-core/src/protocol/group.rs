@@ -1150,6 +1150,7 @@ impl Group {
         }
         FlushReport {
             round,
+            joined: self.joined,
             delivered_max: self.delivered_max,
             streams,
         }

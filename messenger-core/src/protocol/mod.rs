@@ -1,5 +1,5 @@
 //! The sans-IO protocol: state machines that take inputs (with the current time as an argument)
-//! and are polled for outputs. No tokio, no sockets, no clock in here.
+//! and are polled for outputs. No async runtime, no sockets, no clock in here.
 //!
 //! - [`types`]: identifiers, sequence numbers, priorities.
 //! - [`wire`]: datagram and control-frame encoding, bundling, size limits.

@@ -193,6 +193,9 @@ pub struct StreamReport {
 pub struct FlushReport {
     /// The view in which the report is made.
     pub round: ViewId,
+    /// The view in which the reporting member joined (it delivers only messages sent in views
+    /// from this one on).
+    pub joined: ViewId,
     /// Highest order key this survivor has delivered in the group.
     pub delivered_max: Option<OrderKey>,
     pub streams: Vec<StreamReport>,

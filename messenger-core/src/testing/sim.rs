@@ -343,11 +343,9 @@ impl Simulation {
         let mut completed = false;
         loop {
             self.steps += 1;
-            if self.steps % 64 == 0 || self.pending_views.is_empty() {
-                if self.is_complete() {
-                    completed = true;
-                    break;
-                }
+            if (self.steps % 64 == 0 || self.pending_views.is_empty()) && self.is_complete() {
+                completed = true;
+                break;
             }
             let Some(next) = self.next_deadline() else {
                 completed = self.is_complete();
@@ -428,7 +426,7 @@ impl Simulation {
             .cloned()
             .collect();
         self.actions
-            .retain(|a| !a.at().is_some_and(|at| self.start + at <= now));
+            .retain(|a| a.at().is_none_or(|at| self.start + at > now));
         for action in due {
             self.perform(action);
         }
@@ -852,11 +850,8 @@ impl Simulation {
             })
             .collect();
         for (a, (an, al)) in logs.iter().enumerate() {
-            let pos: HashMap<MsgId, usize> = al
-                .iter()
-                .enumerate()
-                .map(|(i, (m, _))| (m.clone(), i))
-                .collect();
+            let pos: HashMap<MsgId, usize> =
+                al.iter().enumerate().map(|(i, (m, _))| (*m, i)).collect();
             for (bn, bl) in logs.iter().skip(a + 1) {
                 let mut last: Option<(usize, MsgId)> = None;
                 for (m, _) in bl.iter() {

@@ -1,0 +1,37 @@
+# `make test` runs everything CI runs. It needs only cargo; later stages (C, Python) set up
+# what they need themselves.
+SHELL := /bin/bash
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: test build lint test-rust fuzz-check soak bench-sim clean
+
+test: lint build test-rust fuzz-check
+	@echo "make test: every check passed"
+
+build:
+	$(CARGO) build --all-targets --locked
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets --locked -- -D warnings
+
+# Unit, property, simulation (500 seeds each for fifo and total) and integration tests.
+test-rust:
+	$(CARGO) test --locked
+
+# The fuzz target must keep building; running it needs nightly and cargo-fuzz (docs/PROTOCOL.md).
+fuzz-check:
+	$(CARGO) check --manifest-path messenger-core/fuzz/Cargo.toml --locked
+
+# A long soak of the seeded simulations: SEEDS=20000 make soak
+SEEDS ?= 5000
+soak:
+	SIM_SEEDS=$(SEEDS) $(CARGO) test --release --locked -p messenger-core --test simulation
+
+# Messages per CPU-second of the protocol core in the simulator (docs/BENCHMARKS.md).
+bench-sim:
+	$(CARGO) run --release --locked -p messenger-core --features test-util --example sim_throughput
+
+clean:
+	$(CARGO) clean

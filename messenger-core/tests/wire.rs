@@ -16,8 +16,9 @@ use messenger_core::protocol::wire::{
     encode_control, Ack, ClientFrame, Data, Datagram, DatagramBuilder, Decided, EntryState,
     ErrorCode, Final, FlushAck, FlushDecision, FlushFetch, FlushRelay, FlushReport, Frame,
     FrameDecoder, GroupInfo, Header, Hello, MetricsReport, Nack, Order, Propose, Reply,
-    ReportEntry, Request, ServerFrame, Status, StreamAck, StreamDecision, StreamReport, View,
-    ViewMember, WireError, CONTROL_VERSION, MAGIC, MAX_CONTROL_FRAME, MAX_DATAGRAM, VERSION,
+    ReportEntry, Request, ServerFrame, Status, StreamAck, StreamDecision, StreamReport,
+    TrackerStats, View, ViewMember, WireError, CONTROL_VERSION, MAGIC, MAX_CONTROL_FRAME,
+    MAX_DATAGRAM, VERSION,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -293,7 +294,7 @@ fn hello() -> impl Strategy<Value = Hello> {
 }
 
 fn metrics_report() -> impl Strategy<Value = MetricsReport> {
-    (num(), num(), num(), num(), num(), num()).prop_map(
+    (num(), num(), num(), num(), num(), num(), num(), num()).prop_map(
         |(
             sent,
             received,
@@ -301,6 +302,8 @@ fn metrics_report() -> impl Strategy<Value = MetricsReport> {
             latency_mean_micros,
             latency_p50_micros,
             latency_p99_micros,
+            latency_max_micros,
+            dropped_datagrams,
         )| MetricsReport {
             sent,
             received,
@@ -308,6 +311,25 @@ fn metrics_report() -> impl Strategy<Value = MetricsReport> {
             latency_mean_micros,
             latency_p50_micros,
             latency_p99_micros,
+            latency_max_micros,
+            dropped_datagrams,
+        },
+    )
+}
+
+fn tracker_stats() -> impl Strategy<Value = TrackerStats> {
+    (any::<(u32, u32, u32)>(), num(), num(), num(), num(), num()).prop_map(
+        |((clients, groups, memberships), views_pushed, requests, errors, dropped, bad)| {
+            TrackerStats {
+                clients,
+                groups,
+                memberships,
+                views_pushed,
+                requests,
+                errors,
+                clients_dropped: dropped,
+                bad_connections: bad,
+            }
         },
     )
 }
@@ -325,6 +347,7 @@ fn request() -> impl Strategy<Value = Request> {
         }),
         text().prop_map(|group| Request::Leave { group }),
         metrics_report().prop_map(|metrics| Request::Quit { metrics }),
+        Just(Request::Stats),
     ]
 }
 
@@ -332,7 +355,8 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
     prop_oneof![
         hello().prop_map(ClientFrame::Hello),
         (num(), request()).prop_map(|(id, request)| ClientFrame::Request { id, request }),
-        num().prop_map(|nonce| ClientFrame::HeartbeatAck { nonce }),
+        (num(), metrics_report())
+            .prop_map(|(nonce, metrics)| ClientFrame::HeartbeatAck { nonce, metrics }),
     ]
 }
 
@@ -340,7 +364,9 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
     prop_oneof![
         Just(ErrorCode::UnknownGroup),
         Just(ErrorCode::NotAMember),
+        Just(ErrorCode::AlreadyMember),
         Just(ErrorCode::UsernameTaken),
+        Just(ErrorCode::InvalidName),
         Just(ErrorCode::AccessDenied),
         Just(ErrorCode::OrderMismatch),
         Just(ErrorCode::GroupFull),
@@ -361,7 +387,8 @@ fn reply() -> impl Strategy<Value = Reply> {
     prop_oneof![
         vec(group_info(), 0..4).prop_map(Reply::Groups),
         view().prop_map(Reply::Members),
-        view().prop_map(Reply::Joined),
+        (member(), view()).prop_map(|(member, view)| Reply::Joined { member, view }),
+        tracker_stats().prop_map(Reply::Stats),
         Just(Reply::Left),
         Just(Reply::Bye),
         (error_code(), text()).prop_map(|(code, message)| Reply::Error { code, message }),
@@ -370,7 +397,10 @@ fn reply() -> impl Strategy<Value = Reply> {
 
 fn server_frame() -> impl Strategy<Value = ServerFrame> {
     prop_oneof![
-        member().prop_map(|member| ServerFrame::Welcome { member }),
+        (num(), num()).prop_map(|(client, heartbeat_interval_ms)| ServerFrame::Welcome {
+            client,
+            heartbeat_interval_ms
+        }),
         (num(), reply()).prop_map(|(id, reply)| ServerFrame::Reply { id, reply }),
         view().prop_map(ServerFrame::ViewChange),
         num().prop_map(|nonce| ServerFrame::Heartbeat { nonce }),
@@ -803,7 +833,10 @@ fn trailing_bytes_in_control_frame_are_malformed() {
 
 #[test]
 fn incomplete_control_frame_waits_for_more_bytes() {
-    let frame = ClientFrame::HeartbeatAck { nonce: u64::MAX };
+    let frame = ClientFrame::HeartbeatAck {
+        nonce: u64::MAX,
+        metrics: MetricsReport::default(),
+    };
     let bytes = encode_control(&frame).unwrap();
     let mut decoder = FrameDecoder::new();
     for (i, b) in bytes.iter().enumerate() {

@@ -427,26 +427,36 @@ impl View {
 pub struct Hello {
     pub version: u32,
     pub username: String,
+    /// Where this client receives datagrams (the address peers send to).
     pub udp_addr: SocketAddr,
 }
 
-/// Delivery metrics a client reports when it quits.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Delivery metrics of one client, sent with every heartbeat answer and when it quits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetricsReport {
+    /// Messages this client sent (all groups).
     pub sent: u64,
+    /// Messages from other members delivered to this client.
     pub received: u64,
+    /// Time since the client connected.
     pub elapsed_micros: u64,
+    /// Delivery latency (send to delivery) of the received messages.
     pub latency_mean_micros: u64,
     pub latency_p50_micros: u64,
     pub latency_p99_micros: u64,
+    pub latency_max_micros: u64,
+    /// Datagrams dropped as malformed, spoofed, stale or for an unknown group.
+    pub dropped_datagrams: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A request from a client; each gets exactly one [`Reply`] with the same id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
     ListGroups,
     ListMembers {
         group: String,
     },
+    /// Joins `group`, creating it with `order` if it does not exist (and the policy allows).
     Join {
         group: String,
         order: Order,
@@ -455,25 +465,41 @@ pub enum Request {
     Leave {
         group: String,
     },
+    /// Leaves every group and closes the session; the metrics are logged by the tracker.
     Quit {
+        metrics: MetricsReport,
+    },
+    /// Tracker-wide counters.
+    Stats,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientFrame {
+    Hello(Hello),
+    Request {
+        id: u64,
+        request: Request,
+    },
+    /// Answer to [`ServerFrame::Heartbeat`], with the client's metrics so far (the tracker logs
+    /// the last ones it heard if the client is dropped).
+    HeartbeatAck {
+        nonce: u64,
         metrics: MetricsReport,
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum ClientFrame {
-    Hello(Hello),
-    Request { id: u64, request: Request },
-    HeartbeatAck { nonce: u64 },
-}
-
 /// Error codes of the control protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ErrorCode {
     UnknownGroup,
     NotAMember,
+    AlreadyMember,
     UsernameTaken,
+    /// A username or group name that is empty, too long, or has spaces or control characters.
+    InvalidName,
+    /// Wrong password, or not on the group's allow-list, or the policy forbids creating it.
     AccessDenied,
+    /// The group exists with the other order.
     OrderMismatch,
     GroupFull,
     BadRequest,
@@ -487,23 +513,62 @@ pub struct GroupInfo {
     pub members: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Tracker-wide counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackerStats {
+    pub clients: u32,
+    pub groups: u32,
+    pub memberships: u32,
+    pub views_pushed: u64,
+    pub requests: u64,
+    pub errors: u64,
+    /// Clients removed because they stopped answering heartbeats.
+    pub clients_dropped: u64,
+    /// Connections closed for a malformed or oversized frame or a protocol violation.
+    pub bad_connections: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Reply {
     Groups(Vec<GroupInfo>),
     Members(View),
-    Joined(View),
+    /// The joiner's member id in the group, and the view that added it.
+    Joined {
+        member: MemberId,
+        view: View,
+    },
     Left,
     Bye,
-    Error { code: ErrorCode, message: String },
+    Stats(TrackerStats),
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ServerFrame {
-    Welcome { member: MemberId },
-    Reply { id: u64, reply: Reply },
+    /// Accepts the hello. `client` numbers the session; heartbeats come every
+    /// `heartbeat_interval_ms`.
+    Welcome {
+        client: u64,
+        heartbeat_interval_ms: u64,
+    },
+    Reply {
+        id: u64,
+        reply: Reply,
+    },
+    /// A group's new view, pushed to every member of it and to a member it removed.
     ViewChange(View),
-    Heartbeat { nonce: u64 },
-    Error { code: ErrorCode, message: String },
+    Heartbeat {
+        nonce: u64,
+    },
+    /// A connection-level error (bad hello, protocol violation); the tracker closes the
+    /// connection after it.
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
 }
 
 /// Encodes one control frame with its 4-byte big-endian length prefix.

@@ -23,11 +23,23 @@
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
+pub mod client;
 pub mod protocol;
+pub(crate) mod rng;
+pub mod runtime;
+pub mod tracker;
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 
+pub use client::blocking::BlockingClient;
+pub use client::{
+    Callbacks, Client, ClientConfig, ClientError, ClientEvent, GroupView, Handler, Message,
+    MetricsSnapshot,
+};
+pub use protocol::wire::ErrorCode;
 pub use protocol::{
     Delivery, Event, Group, GroupConfig, GroupId, MemberId, Order, SeqNo, View, ViewId, ViewMember,
 };
+pub use runtime::FaultConfig;
+pub use tracker::{Tracker, TrackerConfig};

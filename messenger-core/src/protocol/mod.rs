@@ -14,6 +14,7 @@ pub mod flush;
 pub mod group;
 pub mod isis;
 pub mod reliable;
+pub mod tracker;
 pub mod types;
 pub mod wire;
 

@@ -1,0 +1,454 @@
+//! The control task: one TCP connection to the tracker. It sends requests and matches their
+//! replies, forwards view pushes to the data task and the application, answers heartbeats with
+//! the client's metrics, and when the connection drops, reconnects with backoff, registers
+//! again and re-joins the client's groups.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{ClientConfig, ClientError, ClientEvent, Dispatch, GroupView, Shared};
+use crate::protocol::wire::{
+    encode_control, ClientFrame, ErrorCode, FrameDecoder, Hello, Order, Reply, Request,
+    ServerFrame, View, CONTROL_VERSION,
+};
+use crate::protocol::{GroupId, MemberId};
+use crate::runtime::driver::DataCommand;
+
+/// Where the answer to a request goes.
+pub(crate) type ReplyTo = oneshot::Sender<Result<Reply, ClientError>>;
+
+#[derive(Debug)]
+pub(crate) enum Command {
+    Request { request: Request, reply: ReplyTo },
+    Shutdown,
+}
+
+/// An open, registered tracker connection.
+#[derive(Debug)]
+pub(crate) struct Session {
+    stream: TcpStream,
+    decoder: FrameDecoder,
+}
+
+impl Session {
+    /// Connects, says hello, and waits for the welcome.
+    pub(crate) async fn open(
+        config: &ClientConfig,
+        udp_addr: SocketAddr,
+    ) -> Result<Session, ClientError> {
+        let attempt = async {
+            let mut stream = TcpStream::connect(config.tracker)
+                .await
+                .map_err(|e| ClientError::TrackerUnavailable(format!("{}: {e}", config.tracker)))?;
+            stream.set_nodelay(true)?;
+            let hello = ClientFrame::Hello(Hello {
+                version: CONTROL_VERSION,
+                username: config.username.clone(),
+                udp_addr,
+            });
+            write_frame(&mut stream, &hello).await?;
+            let mut session = Session {
+                stream,
+                decoder: FrameDecoder::new(),
+            };
+            match session.read_frame().await? {
+                ServerFrame::Welcome { .. } => Ok(session),
+                ServerFrame::Error { code, message } => {
+                    Err(ClientError::Rejected { code, message })
+                }
+                other => Err(ClientError::Protocol(format!(
+                    "expected a welcome, got {other:?}"
+                ))),
+            }
+        };
+        tokio::time::timeout(config.request_timeout, attempt)
+            .await
+            .map_err(|_| {
+                ClientError::TrackerUnavailable(format!("{}: no answer", config.tracker))
+            })?
+    }
+
+    async fn read_frame(&mut self) -> Result<ServerFrame, ClientError> {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            if let Some(frame) = self
+                .decoder
+                .next_frame::<ServerFrame>()
+                .map_err(|e| ClientError::Protocol(e.to_string()))?
+            {
+                return Ok(frame);
+            }
+            let n = self.stream.read(&mut buf).await?;
+            if n == 0 {
+                return Err(ClientError::TrackerUnavailable("connection closed".into()));
+            }
+            self.decoder.extend(&buf[..n]);
+        }
+    }
+}
+
+async fn write_frame(stream: &mut TcpStream, frame: &ClientFrame) -> Result<(), ClientError> {
+    let bytes = encode_control(frame).map_err(|e| ClientError::Protocol(e.to_string()))?;
+    stream.write_all(&bytes).await?;
+    Ok(())
+}
+
+/// A group this client is in, remembered to re-join it after a reconnection.
+#[derive(Debug, Clone)]
+struct Membership {
+    order: Order,
+    password: Option<String>,
+    group: GroupId,
+    member: MemberId,
+}
+
+struct Control {
+    config: ClientConfig,
+    shared: Arc<Shared>,
+    data: mpsc::UnboundedSender<DataCommand>,
+    dispatch: std::sync::mpsc::Sender<Dispatch>,
+    next_id: u64,
+    pending: HashMap<u64, (Request, Option<ReplyTo>)>,
+    memberships: BTreeMap<String, Membership>,
+    /// Last view seen per group, to tell the application who joined and left.
+    views: HashMap<GroupId, View>,
+    /// Groups this client asked to leave (their final view is not a removal).
+    leaving: Vec<String>,
+}
+
+pub(crate) async fn run(
+    config: ClientConfig,
+    session: Session,
+    shared: Arc<Shared>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    data: mpsc::UnboundedSender<DataCommand>,
+    dispatch: std::sync::mpsc::Sender<Dispatch>,
+) {
+    let mut control = Control {
+        config,
+        shared,
+        data,
+        dispatch,
+        next_id: 1,
+        pending: HashMap::new(),
+        memberships: BTreeMap::new(),
+        views: HashMap::new(),
+        leaving: Vec::new(),
+    };
+    let mut session = Some(session);
+    loop {
+        let Some(current) = session.take() else {
+            match control.reconnect(&mut commands).await {
+                Some(s) => {
+                    session = Some(s);
+                    continue;
+                }
+                None => return,
+            }
+        };
+        match control.serve(current, &mut commands).await {
+            Served::Shutdown => return,
+            Served::Lost(reason) => {
+                tracing::warn!(target: "messenger::client", "tracker connection lost: {reason}");
+                for (_, (_, reply)) in control.pending.drain() {
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Err(ClientError::TrackerUnavailable(reason.clone())));
+                    }
+                }
+                let _ = control
+                    .dispatch
+                    .send(Dispatch::Event(ClientEvent::TrackerLost { reason }));
+            }
+        }
+    }
+}
+
+enum Served {
+    Shutdown,
+    Lost(String),
+}
+
+impl Control {
+    /// Serves one connection until it drops or the client shuts down.
+    async fn serve(
+        &mut self,
+        mut session: Session,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
+    ) -> Served {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            // Handle every complete frame already buffered.
+            loop {
+                match session.decoder.next_frame::<ServerFrame>() {
+                    Ok(Some(frame)) => {
+                        if let Err(reason) = self.on_frame(&mut session, frame).await {
+                            return Served::Lost(reason);
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => return Served::Lost(format!("bad frame from the tracker: {e}")),
+                }
+            }
+            tokio::select! {
+                read = session.stream.read(&mut buf) => match read {
+                    Ok(0) => return Served::Lost("connection closed by the tracker".into()),
+                    Ok(n) => session.decoder.extend(&buf[..n]),
+                    Err(e) => return Served::Lost(e.to_string()),
+                },
+                command = commands.recv() => match command {
+                    None | Some(Command::Shutdown) => return Served::Shutdown,
+                    Some(Command::Request { request, reply }) => {
+                        if let Err(e) = self.send_request(&mut session, request, Some(reply)).await {
+                            return Served::Lost(e.to_string());
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    async fn send_request(
+        &mut self,
+        session: &mut Session,
+        request: Request,
+        reply: Option<ReplyTo>,
+    ) -> Result<(), ClientError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        if let Request::Leave { group } = &request {
+            self.leaving.push(group.clone());
+        }
+        let frame = ClientFrame::Request {
+            id,
+            request: request.clone(),
+        };
+        self.pending.insert(id, (request, reply));
+        write_frame(&mut session.stream, &frame).await
+    }
+
+    async fn on_frame(&mut self, session: &mut Session, frame: ServerFrame) -> Result<(), String> {
+        match frame {
+            ServerFrame::Reply { id, reply } => {
+                let Some((request, waiter)) = self.pending.remove(&id) else {
+                    return Err(format!("reply to unknown request {id}"));
+                };
+                self.after_reply(&request, &reply);
+                if let Some(w) = waiter {
+                    let _ = w.send(Ok(reply));
+                }
+            }
+            ServerFrame::ViewChange(view) => self.on_view(view),
+            ServerFrame::Heartbeat { nonce } => {
+                let metrics = self.shared.metrics_report();
+                write_frame(
+                    &mut session.stream,
+                    &ClientFrame::HeartbeatAck { nonce, metrics },
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            }
+            ServerFrame::Error { code, message } => {
+                return Err(format!("tracker error {code:?}: {message}"));
+            }
+            ServerFrame::Welcome { .. } => return Err("unexpected second welcome".into()),
+        }
+        Ok(())
+    }
+
+    /// Side effects of a successful reply on the data plane.
+    fn after_reply(&mut self, request: &Request, reply: &Reply) {
+        match (request, reply) {
+            (
+                Request::Join {
+                    group,
+                    order,
+                    password,
+                },
+                Reply::Joined { member, view },
+            ) => {
+                self.memberships.insert(
+                    group.clone(),
+                    Membership {
+                        order: *order,
+                        password: password.clone(),
+                        group: view.group,
+                        member: *member,
+                    },
+                );
+                let previous = self.views.insert(view.group, view.clone());
+                let _ = self.data.send(DataCommand::Join {
+                    member: *member,
+                    view: view.clone(),
+                });
+                let _ = self.dispatch.send(Dispatch::View(GroupView::from_view(
+                    view,
+                    previous.as_ref(),
+                )));
+            }
+            (Request::Leave { group }, Reply::Left) => {
+                if let Some(m) = self.memberships.remove(group) {
+                    self.views.remove(&m.group);
+                    let _ = self.data.send(DataCommand::Leave { group: m.group });
+                }
+            }
+            (Request::Leave { group }, _) => self.leaving.retain(|g| g != group),
+            _ => {}
+        }
+    }
+
+    fn on_view(&mut self, view: View) {
+        let Some((name, membership)) = self
+            .memberships
+            .iter()
+            .find(|(_, m)| m.group == view.group)
+            .map(|(n, m)| (n.clone(), m.clone()))
+        else {
+            // A view of a group this client left (or the final view after leaving).
+            if let Some(pos) = self.leaving.iter().position(|g| *g == view.name) {
+                self.leaving.remove(pos);
+            }
+            return;
+        };
+        if self.views.get(&view.group).is_some_and(|v| v.id >= view.id) {
+            return;
+        }
+        let previous = self.views.insert(view.group, view.clone());
+        let _ = self.data.send(DataCommand::View(view.clone()));
+        if view.contains(membership.member) {
+            let _ = self.dispatch.send(Dispatch::View(GroupView::from_view(
+                &view,
+                previous.as_ref(),
+            )));
+        } else {
+            self.memberships.remove(&name);
+            self.views.remove(&view.group);
+            if let Some(pos) = self.leaving.iter().position(|g| *g == name) {
+                self.leaving.remove(pos);
+            } else {
+                let _ = self
+                    .dispatch
+                    .send(Dispatch::Event(ClientEvent::Removed { group: name }));
+            }
+        }
+    }
+
+    /// Reconnects with exponential backoff, registers again, re-joins every group. Returns
+    /// `None` when the client shuts down meanwhile.
+    async fn reconnect(
+        &mut self,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
+    ) -> Option<Session> {
+        let mut delay = self.config.reconnect_initial;
+        loop {
+            // Requests made while disconnected fail at once; shutdown ends the loop.
+            let wait = tokio::time::sleep(delay);
+            tokio::pin!(wait);
+            loop {
+                tokio::select! {
+                    () = &mut wait => break,
+                    command = commands.recv() => match command {
+                        None | Some(Command::Shutdown) => return None,
+                        Some(Command::Request { reply, .. }) => {
+                            let _ = reply.send(Err(ClientError::TrackerUnavailable(
+                                "reconnecting to the tracker".into(),
+                            )));
+                        }
+                    },
+                }
+            }
+            delay = (delay * 2).min(self.config.reconnect_max);
+            match Session::open(&self.config, self.shared.udp_addr).await {
+                Ok(mut session) => {
+                    let rejoined = self.rejoin(&mut session).await;
+                    match rejoined {
+                        Ok(groups) => {
+                            let _ = self
+                                .dispatch
+                                .send(Dispatch::Event(ClientEvent::Reconnected { groups }));
+                            return Some(session);
+                        }
+                        Err(e) => {
+                            tracing::warn!(target: "messenger::client", "re-joining after reconnect: {e}");
+                            continue;
+                        }
+                    }
+                }
+                Err(ClientError::Rejected {
+                    code: ErrorCode::UsernameTaken,
+                    ..
+                }) => {
+                    // The tracker has not noticed our old connection is gone yet.
+                    continue;
+                }
+                Err(e) => {
+                    tracing::debug!(target: "messenger::client", "reconnect attempt failed: {e}");
+                    continue;
+                }
+            }
+        }
+    }
+
+    /// Re-joins every remembered group on a fresh session, one request at a time.
+    async fn rejoin(&mut self, session: &mut Session) -> Result<Vec<String>, ClientError> {
+        let groups: Vec<(String, Membership)> =
+            std::mem::take(&mut self.memberships).into_iter().collect();
+        self.views.clear();
+        let mut rejoined = Vec::new();
+        for (name, m) in groups {
+            let request = Request::Join {
+                group: name.clone(),
+                order: m.order,
+                password: m.password.clone(),
+            };
+            let id = self.next_id;
+            self.next_id += 1;
+            write_frame(
+                &mut session.stream,
+                &ClientFrame::Request {
+                    id,
+                    request: request.clone(),
+                },
+            )
+            .await?;
+            // Wait for this reply; answer heartbeats and apply pushes meanwhile.
+            loop {
+                let frame = tokio::time::timeout(self.config.request_timeout, session.read_frame())
+                    .await
+                    .map_err(|_| {
+                        ClientError::TrackerUnavailable("no answer to re-join".into())
+                    })??;
+                match frame {
+                    ServerFrame::Reply { id: rid, reply } if rid == id => {
+                        match &reply {
+                            Reply::Joined { .. } => {
+                                self.after_reply(&request, &reply);
+                                rejoined.push(name.clone());
+                            }
+                            Reply::Error { message, .. } => {
+                                let _ = self.dispatch.send(Dispatch::Event(
+                                    ClientEvent::RejoinFailed {
+                                        group: name.clone(),
+                                        reason: message.clone(),
+                                    },
+                                ));
+                                let _ = self.data.send(DataCommand::Leave { group: m.group });
+                            }
+                            _ => {}
+                        }
+                        break;
+                    }
+                    other => self
+                        .on_frame(session, other)
+                        .await
+                        .map_err(ClientError::Protocol)?,
+                }
+            }
+        }
+        Ok(rejoined)
+    }
+}

@@ -1,0 +1,1469 @@
+//! The tracker's registry as a sans-IO state machine: who is connected, which groups exist,
+//! who is in them, and who may join.
+//!
+//! The tracker server (`crate::tracker`) owns the sockets, the timers and the locks; everything
+//! it decides, it asks [`Registry`]. The registry has three inputs and no outputs of its own:
+//!
+//! - [`Registry::register`]: a client's [`Hello`] (version, username, UDP address);
+//! - [`Registry::handle`]: one [`Request`] of a registered client, answered by exactly one
+//!   [`Reply`] and the [`Push`]es (view changes) the request caused;
+//! - [`Registry::remove`]: a client is gone (quit, disconnected, or dropped for missing its
+//!   heartbeats); it leaves every group, and the remaining members get the new views.
+//!
+//! # Views
+//!
+//! Each group has a view id that grows by one with every membership change (the group's first
+//! view is 1) and a list of members in the order they joined. Member ids come from one
+//! tracker-wide counter, one per *membership*: a client that leaves and joins again gets a new
+//! member id, so the data plane never confuses the streams of the two memberships. A change is
+//! pushed to every member of the new view (the joiner too) and to the member it removed; the
+//! pushes of one change come in one `Vec`, members in view order, the leaver last.
+//!
+//! A group with no members left is deleted; its name can be created again later, with a new
+//! [`GroupId`].
+//!
+//! # Names
+//!
+//! Usernames and group names are 1 to [`MAX_NAME_CHARS`] characters without whitespace or
+//! control characters ([`validate_name`]); anything else is refused with
+//! [`ErrorCode::InvalidName`].
+//!
+//! # Access policy
+//!
+//! An [`AccessPolicy`] has a default rule and rules for group names or glob patterns (`*` any
+//! run of characters, `?` one character). For a group, the first rule naming it exactly
+//! applies; failing that, the first pattern that matches; failing that, the default rule. The
+//! rule that applies replaces the default entirely: a field it does not set takes its open
+//! value (no password, no allow-list, no member limit, joining may create the group).
+//!
+//! ```toml
+//! [default]
+//! create = true            # joining an absent group creates it (the default)
+//!
+//! [[group]]
+//! name = "ops"
+//! password = "s3cret"      # Join must carry this password
+//! max_members = 8          # the 9th joiner gets GroupFull
+//!
+//! [[group]]
+//! pattern = "team-*"
+//! allow = ["alice", "bob"] # only these usernames may join
+//! create = false           # joining does not create a team-* group: it must exist already
+//! ```
+//!
+//! Unknown keys are refused (a misspelt `passwrd` must not leave a group open).
+//!
+//! # Order of the checks of a join
+//!
+//! Invalid name, already a member, not on the allow-list, wrong or missing password, then for
+//! an existing group the order and the member limit, and for an absent one whether joining may
+//! create it (and a limit of 0).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+
+use super::types::{GroupId, MemberId, ViewId};
+use super::wire::{
+    ErrorCode, GroupInfo, Hello, Order, Reply, Request, TrackerStats, View, ViewMember,
+    CONTROL_VERSION,
+};
+
+/// Longest username or group name, in characters.
+pub const MAX_NAME_CHARS: usize = 32;
+
+/// A client session, as numbered by the tracker (from 1, never reused while it runs).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, serde::Serialize, Deserialize,
+)]
+pub struct ClientId(pub u64);
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Why a name is not a valid username or group name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("it is empty")]
+    Empty,
+    #[error("it is longer than {MAX_NAME_CHARS} characters")]
+    TooLong,
+    #[error("it contains whitespace")]
+    Whitespace,
+    #[error("it contains a control character")]
+    Control,
+}
+
+/// Checks a username or group name: 1 to [`MAX_NAME_CHARS`] characters, none of them
+/// whitespace or a control character.
+pub fn validate_name(name: &str) -> Result<(), NameError> {
+    if name.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if name.chars().nth(MAX_NAME_CHARS).is_some() {
+        return Err(NameError::TooLong);
+    }
+    if name.chars().any(char::is_whitespace) {
+        return Err(NameError::Whitespace);
+    }
+    if name.chars().any(char::is_control) {
+        return Err(NameError::Control);
+    }
+    Ok(())
+}
+
+/// Matches `text` against a glob `pattern` where `*` is any run of characters (also none) and
+/// `?` is exactly one character; every other character matches itself.
+///
+/// Linear in practice: on a mismatch it only backtracks to the last `*`.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    // Position of the last `*` seen, and the text position it currently absorbs up to.
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || (p[pi] != '*' && p[pi] == t[ti])) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            // Let the last `*` absorb one more character and retry from there.
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+// ---------------------------------------------------------------------------------------------
+// Access policy
+// ---------------------------------------------------------------------------------------------
+
+fn yes() -> bool {
+    true
+}
+
+/// What a rule of the [`AccessPolicy`] demands of a joiner.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// A join must carry exactly this password.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Only these usernames may join.
+    #[serde(default)]
+    pub allow: Option<Vec<String>>,
+    /// At most this many members at a time.
+    #[serde(default)]
+    pub max_members: Option<u32>,
+    /// Whether joining an absent group creates it (default true).
+    #[serde(default = "yes")]
+    pub create: bool,
+}
+
+impl Rule {
+    /// The open rule: no password, no allow-list, no limit, joining creates the group.
+    pub fn open() -> Self {
+        Rule {
+            password: None,
+            allow: None,
+            max_members: None,
+            create: true,
+        }
+    }
+}
+
+impl Default for Rule {
+    fn default() -> Self {
+        Rule::open()
+    }
+}
+
+// Passwords stay out of logs.
+impl fmt::Debug for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rule")
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("allow", &self.allow)
+            .field("max_members", &self.max_members)
+            .field("create", &self.create)
+            .finish()
+    }
+}
+
+/// Which groups a [`GroupRule`] is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    /// Exactly this group name.
+    Name(String),
+    /// Every group name the glob pattern matches (see [`glob_match`]).
+    Pattern(String),
+}
+
+/// A rule for one group name or for a pattern of names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRule {
+    pub selector: Selector,
+    pub rule: Rule,
+}
+
+/// Why a policy could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("the policy is not valid TOML: {0}")]
+    Toml(#[from] toml::de::Error),
+    #[error("group rule {index} has neither `name` nor `pattern`")]
+    MissingSelector { index: usize },
+    #[error("group rule {index} has both `name` and `pattern`")]
+    BothSelectors { index: usize },
+    #[error("group rule {index}: {name:?} is not a valid group name: {reason}")]
+    InvalidName {
+        index: usize,
+        name: String,
+        reason: NameError,
+    },
+    #[error("group rule {index} has an empty pattern")]
+    EmptyPattern { index: usize },
+    #[error("group rule {index} repeats the rule for group {name:?}")]
+    DuplicateName { index: usize, name: String },
+}
+
+/// Who may join which group, and whether joining may create it. The default policy is open.
+///
+/// Loaded from TOML with [`AccessPolicy::from_toml_str`] (see the module documentation for the
+/// format); it also implements `Deserialize`, with the same validation, for embedding in a
+/// larger configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RawPolicy")]
+pub struct AccessPolicy {
+    default: Rule,
+    rules: Vec<GroupRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    #[serde(default)]
+    default: Rule,
+    #[serde(default)]
+    group: Vec<RawGroupRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroupRule {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    pattern: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    allow: Option<Vec<String>>,
+    #[serde(default)]
+    max_members: Option<u32>,
+    #[serde(default = "yes")]
+    create: bool,
+}
+
+impl TryFrom<RawPolicy> for AccessPolicy {
+    type Error = PolicyError;
+
+    fn try_from(raw: RawPolicy) -> Result<Self, PolicyError> {
+        let mut names = BTreeSet::new();
+        let mut rules = Vec::with_capacity(raw.group.len());
+        for (i, g) in raw.group.into_iter().enumerate() {
+            let index = i + 1;
+            let selector = match (g.name, g.pattern) {
+                (None, None) => return Err(PolicyError::MissingSelector { index }),
+                (Some(_), Some(_)) => return Err(PolicyError::BothSelectors { index }),
+                (Some(name), None) => {
+                    if let Err(reason) = validate_name(&name) {
+                        return Err(PolicyError::InvalidName {
+                            index,
+                            name,
+                            reason,
+                        });
+                    }
+                    if !names.insert(name.clone()) {
+                        return Err(PolicyError::DuplicateName { index, name });
+                    }
+                    Selector::Name(name)
+                }
+                (None, Some(pattern)) => {
+                    if pattern.is_empty() {
+                        return Err(PolicyError::EmptyPattern { index });
+                    }
+                    Selector::Pattern(pattern)
+                }
+            };
+            rules.push(GroupRule {
+                selector,
+                rule: Rule {
+                    password: g.password,
+                    allow: g.allow,
+                    max_members: g.max_members,
+                    create: g.create,
+                },
+            });
+        }
+        Ok(AccessPolicy {
+            default: raw.default,
+            rules,
+        })
+    }
+}
+
+impl AccessPolicy {
+    /// The open policy: anyone may create and join any group.
+    pub fn open() -> Self {
+        AccessPolicy::default()
+    }
+
+    /// A policy from its default rule and its group rules (first matching rule wins, exact
+    /// names before patterns).
+    pub fn new(default: Rule, rules: Vec<GroupRule>) -> Self {
+        AccessPolicy { default, rules }
+    }
+
+    /// Parses and validates a policy written in TOML (format in the module documentation).
+    pub fn from_toml_str(text: &str) -> Result<AccessPolicy, PolicyError> {
+        let raw: RawPolicy = toml::from_str(text)?;
+        AccessPolicy::try_from(raw)
+    }
+
+    /// The rule used when no group rule applies.
+    pub fn default_rule(&self) -> &Rule {
+        &self.default
+    }
+
+    /// The group rules, in the order they were written.
+    pub fn rules(&self) -> &[GroupRule] {
+        &self.rules
+    }
+
+    /// The rule for `group`: the first rule naming it, else the first pattern matching it,
+    /// else the default rule.
+    pub fn rule_for(&self, group: &str) -> &Rule {
+        let exact = self.rules.iter().find(|r| match &r.selector {
+            Selector::Name(n) => n == group,
+            Selector::Pattern(_) => false,
+        });
+        let pattern = || {
+            self.rules.iter().find(|r| match &r.selector {
+                Selector::Name(_) => false,
+                Selector::Pattern(p) => glob_match(p, group),
+            })
+        };
+        exact
+            .or_else(pattern)
+            .map(|r| &r.rule)
+            .unwrap_or(&self.default)
+    }
+}
+
+/// Compares two secrets in time that depends only on their lengths.
+fn same_secret(given: &str, expected: &str) -> bool {
+    let (a, b) = (given.as_bytes(), expected.as_bytes());
+    let mut diff = a.len() ^ b.len();
+    for (i, &x) in b.iter().enumerate() {
+        diff |= usize::from(x ^ a.get(i).copied().unwrap_or(!x));
+    }
+    diff == 0
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registry
+// ---------------------------------------------------------------------------------------------
+
+/// A refused hello or request: an error code and a short sentence for the user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Refusal {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Refusal {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<Refusal> for Reply {
+    fn from(r: Refusal) -> Reply {
+        Reply::Error {
+            code: r.code,
+            message: r.message,
+        }
+    }
+}
+
+/// A view to send to one client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Push {
+    pub to: ClientId,
+    pub view: View,
+}
+
+/// Why a client's session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Departure {
+    /// It sent [`Request::Quit`].
+    Quit,
+    /// Its connection closed (or broke the protocol, or the tracker stopped).
+    Disconnected,
+    /// It missed its heartbeats.
+    Dropped,
+}
+
+impl Departure {
+    /// `"quit"`, `"disconnected"` or `"dropped"`, as the metrics log writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Departure::Quit => "quit",
+            Departure::Disconnected => "disconnected",
+            Departure::Dropped => "dropped",
+        }
+    }
+}
+
+impl fmt::Display for Departure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ClientEntry {
+    username: String,
+    udp_addr: SocketAddr,
+    /// Names of the groups it is a member of.
+    groups: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Membership {
+    client: ClientId,
+    member: ViewMember,
+}
+
+#[derive(Debug, Clone)]
+struct GroupEntry {
+    id: GroupId,
+    order: Order,
+    view: ViewId,
+    /// In the order they joined (so by growing member id).
+    members: Vec<Membership>,
+}
+
+impl GroupEntry {
+    fn view(&self, name: &str) -> View {
+        View {
+            group: self.id,
+            name: name.to_owned(),
+            order: self.order,
+            id: self.view,
+            members: self.members.iter().map(|m| m.member.clone()).collect(),
+        }
+    }
+
+    fn position(&self, client: ClientId) -> Option<usize> {
+        self.members.iter().position(|m| m.client == client)
+    }
+}
+
+/// The tracker's state: clients, groups, views, the access policy and the counters of
+/// [`TrackerStats`]. Pure: every method is a state transition that returns what to send.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    policy: AccessPolicy,
+    clients: BTreeMap<ClientId, ClientEntry>,
+    usernames: HashMap<String, ClientId>,
+    groups: BTreeMap<String, GroupEntry>,
+    next_client: u64,
+    next_group: u64,
+    next_member: u64,
+    stats: TrackerStats,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::new(AccessPolicy::open())
+    }
+}
+
+/// A name for a message: quoted, escaped, and cut short (names from the network can be long).
+fn quoted(name: &str) -> String {
+    const SHOWN: usize = MAX_NAME_CHARS + 8;
+    if name.chars().nth(SHOWN).is_some() {
+        let head: String = name.chars().take(SHOWN).collect();
+        format!("{head:?}...")
+    } else {
+        format!("{name:?}")
+    }
+}
+
+fn order_name(order: Order) -> &'static str {
+    match order {
+        Order::Fifo => "fifo",
+        Order::Total => "total",
+    }
+}
+
+fn check_group_name(name: &str) -> Result<(), Refusal> {
+    validate_name(name).map_err(|reason| {
+        Refusal::new(
+            ErrorCode::InvalidName,
+            format!("{} is not a valid group name: {reason}", quoted(name)),
+        )
+    })
+}
+
+impl Registry {
+    /// An empty registry enforcing `policy`.
+    pub fn new(policy: AccessPolicy) -> Self {
+        Registry {
+            policy,
+            clients: BTreeMap::new(),
+            usernames: HashMap::new(),
+            groups: BTreeMap::new(),
+            next_client: 1,
+            next_group: 1,
+            next_member: 1,
+            stats: TrackerStats::default(),
+        }
+    }
+
+    // --- getters -------------------------------------------------------------------------
+
+    pub fn policy(&self) -> &AccessPolicy {
+        &self.policy
+    }
+
+    /// The username of a connected client.
+    pub fn username(&self, client: ClientId) -> Option<&str> {
+        self.clients.get(&client).map(|c| c.username.as_str())
+    }
+
+    /// The client connected under `username`.
+    pub fn client_by_name(&self, username: &str) -> Option<ClientId> {
+        self.usernames.get(username).copied()
+    }
+
+    /// The current view of a group.
+    pub fn view(&self, group: &str) -> Option<View> {
+        self.groups.get(group).map(|g| g.view(group))
+    }
+
+    /// Names of the groups `client` is a member of, sorted.
+    pub fn groups_of(&self, client: ClientId) -> Vec<String> {
+        self.clients
+            .get(&client)
+            .map(|c| c.groups.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The counters, with the current numbers of clients, groups and memberships.
+    pub fn stats(&self) -> TrackerStats {
+        let memberships: usize = self.groups.values().map(|g| g.members.len()).sum();
+        TrackerStats {
+            clients: saturating_u32(self.clients.len()),
+            groups: saturating_u32(self.groups.len()),
+            memberships: saturating_u32(memberships),
+            ..self.stats
+        }
+    }
+
+    // --- inputs --------------------------------------------------------------------------
+
+    /// Accepts a client's hello: the version must be [`CONTROL_VERSION`], the username valid
+    /// and not used by another connected client.
+    pub fn register(&mut self, hello: &Hello) -> Result<ClientId, Refusal> {
+        let result = self.try_register(hello);
+        if result.is_err() {
+            self.stats.errors += 1;
+        }
+        result
+    }
+
+    fn try_register(&mut self, hello: &Hello) -> Result<ClientId, Refusal> {
+        if hello.version != CONTROL_VERSION {
+            return Err(Refusal::new(
+                ErrorCode::VersionMismatch,
+                format!(
+                    "control protocol version {} is not supported (this tracker speaks {CONTROL_VERSION})",
+                    hello.version
+                ),
+            ));
+        }
+        let name = &hello.username;
+        if let Err(reason) = validate_name(name) {
+            return Err(Refusal::new(
+                ErrorCode::InvalidName,
+                format!("{} is not a valid username: {reason}", quoted(name)),
+            ));
+        }
+        if self.usernames.contains_key(name) {
+            return Err(Refusal::new(
+                ErrorCode::UsernameTaken,
+                format!("the username {} is taken", quoted(name)),
+            ));
+        }
+        let id = ClientId(self.next_client);
+        self.next_client += 1;
+        self.usernames.insert(name.clone(), id);
+        self.clients.insert(
+            id,
+            ClientEntry {
+                username: name.clone(),
+                udp_addr: hello.udp_addr,
+                groups: BTreeSet::new(),
+            },
+        );
+        Ok(id)
+    }
+
+    /// Answers one request of `client` with exactly one reply, and returns the views the
+    /// request changed, to push. [`Request::Quit`] also removes the client (as
+    /// [`Registry::remove`] with [`Departure::Quit`]).
+    pub fn handle(&mut self, client: ClientId, request: Request) -> (Reply, Vec<Push>) {
+        self.stats.requests += 1;
+        let result = if self.clients.contains_key(&client) {
+            match request {
+                Request::ListGroups => Ok((Reply::Groups(self.list_groups()), Vec::new())),
+                Request::ListMembers { group } => self
+                    .list_members(&group)
+                    .map(|view| (Reply::Members(view), Vec::new())),
+                Request::Join {
+                    group,
+                    order,
+                    password,
+                } => self.join(client, &group, order, password.as_deref()),
+                Request::Leave { group } => self.leave(client, &group),
+                Request::Quit { .. } => Ok((Reply::Bye, self.remove(client, Departure::Quit))),
+                Request::Stats => Ok((Reply::Stats(self.stats()), Vec::new())),
+            }
+        } else {
+            Err(Refusal::new(
+                ErrorCode::BadRequest,
+                format!("client {client} is not registered"),
+            ))
+        };
+        match result {
+            Ok(done) => done,
+            Err(refusal) => {
+                self.stats.errors += 1;
+                (refusal.into(), Vec::new())
+            }
+        }
+    }
+
+    /// Removes a client that quit, disconnected or was dropped: it leaves every group (in
+    /// name order) and the remaining members of each get the new view. Its username becomes
+    /// free. Removing an unknown client does nothing.
+    pub fn remove(&mut self, client: ClientId, why: Departure) -> Vec<Push> {
+        let Some(entry) = self.clients.remove(&client) else {
+            return Vec::new();
+        };
+        self.usernames.remove(&entry.username);
+        if why == Departure::Dropped {
+            self.stats.clients_dropped += 1;
+        }
+        let mut pushes = Vec::new();
+        for name in &entry.groups {
+            self.take_out(name, client, false, &mut pushes);
+        }
+        pushes
+    }
+
+    /// Counts a connection closed for breaking the protocol.
+    pub fn note_bad_connection(&mut self) {
+        self.stats.bad_connections += 1;
+    }
+
+    // --- requests ------------------------------------------------------------------------
+
+    fn list_groups(&self) -> Vec<GroupInfo> {
+        // A BTreeMap iterates in name order.
+        self.groups
+            .iter()
+            .map(|(name, g)| GroupInfo {
+                name: name.clone(),
+                order: g.order,
+                members: saturating_u32(g.members.len()),
+            })
+            .collect()
+    }
+
+    fn list_members(&self, group: &str) -> Result<View, Refusal> {
+        check_group_name(group)?;
+        self.view(group).ok_or_else(|| unknown_group(group))
+    }
+
+    fn join(
+        &mut self,
+        client: ClientId,
+        group: &str,
+        order: Order,
+        password: Option<&str>,
+    ) -> Result<(Reply, Vec<Push>), Refusal> {
+        check_group_name(group)?;
+        let (username, udp_addr) = match self.clients.get(&client) {
+            Some(c) => (c.username.clone(), c.udp_addr),
+            None => return Err(Refusal::new(ErrorCode::BadRequest, "unknown client")),
+        };
+        let existing = self.groups.get(group);
+        if existing.is_some_and(|g| g.position(client).is_some()) {
+            return Err(Refusal::new(
+                ErrorCode::AlreadyMember,
+                format!("{username} is already a member of {}", quoted(group)),
+            ));
+        }
+        let rule = self.policy.rule_for(group);
+        if let Some(allow) = &rule.allow {
+            if !allow.contains(&username) {
+                return Err(Refusal::new(
+                    ErrorCode::AccessDenied,
+                    format!("{username} may not join {}", quoted(group)),
+                ));
+            }
+        }
+        if let Some(expected) = &rule.password {
+            match password {
+                None => {
+                    return Err(Refusal::new(
+                        ErrorCode::AccessDenied,
+                        format!("{} needs a password", quoted(group)),
+                    ))
+                }
+                Some(given) if !same_secret(given, expected) => {
+                    return Err(Refusal::new(
+                        ErrorCode::AccessDenied,
+                        format!("wrong password for {}", quoted(group)),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        let limit = rule.max_members;
+        match existing {
+            Some(g) => {
+                if g.order != order {
+                    return Err(Refusal::new(
+                        ErrorCode::OrderMismatch,
+                        format!(
+                            "{} is a {} group, not {}",
+                            quoted(group),
+                            order_name(g.order),
+                            order_name(order)
+                        ),
+                    ));
+                }
+                if limit.is_some_and(|max| g.members.len() >= max as usize) {
+                    return Err(Refusal::new(
+                        ErrorCode::GroupFull,
+                        format!("{} is full ({} members)", quoted(group), g.members.len()),
+                    ));
+                }
+            }
+            None => {
+                if !rule.create {
+                    return Err(Refusal::new(
+                        ErrorCode::AccessDenied,
+                        format!(
+                            "{} does not exist and may not be created by joining",
+                            quoted(group)
+                        ),
+                    ));
+                }
+                if limit == Some(0) {
+                    return Err(Refusal::new(
+                        ErrorCode::GroupFull,
+                        format!("{} admits no members", quoted(group)),
+                    ));
+                }
+                let id = GroupId(self.next_group);
+                self.next_group += 1;
+                self.groups.insert(
+                    group.to_owned(),
+                    GroupEntry {
+                        id,
+                        order,
+                        view: ViewId(0),
+                        members: Vec::new(),
+                    },
+                );
+            }
+        }
+
+        let member = MemberId(self.next_member);
+        self.next_member += 1;
+        let Some(g) = self.groups.get_mut(group) else {
+            return Err(unknown_group(group));
+        };
+        g.view = ViewId(g.view.0 + 1);
+        g.members.push(Membership {
+            client,
+            member: ViewMember {
+                id: member,
+                name: username,
+                addr: udp_addr,
+                joined: g.view,
+            },
+        });
+        let view = g.view(group);
+        let pushes: Vec<Push> = g
+            .members
+            .iter()
+            .map(|m| Push {
+                to: m.client,
+                view: view.clone(),
+            })
+            .collect();
+        if let Some(c) = self.clients.get_mut(&client) {
+            c.groups.insert(group.to_owned());
+        }
+        self.stats.views_pushed += pushes.len() as u64;
+        Ok((Reply::Joined { member, view }, pushes))
+    }
+
+    fn leave(&mut self, client: ClientId, group: &str) -> Result<(Reply, Vec<Push>), Refusal> {
+        check_group_name(group)?;
+        let Some(g) = self.groups.get(group) else {
+            return Err(unknown_group(group));
+        };
+        if g.position(client).is_none() {
+            let who = self.username(client).unwrap_or("this client");
+            return Err(Refusal::new(
+                ErrorCode::NotAMember,
+                format!("{who} is not a member of {}", quoted(group)),
+            ));
+        }
+        if let Some(c) = self.clients.get_mut(&client) {
+            c.groups.remove(group);
+        }
+        let mut pushes = Vec::new();
+        self.take_out(group, client, true, &mut pushes);
+        Ok((Reply::Left, pushes))
+    }
+
+    /// Takes `client` out of `group`: a new view, pushed to the remaining members (and to the
+    /// client when `tell_leaver`); the group is deleted when nobody is left.
+    fn take_out(&mut self, group: &str, client: ClientId, tell_leaver: bool, out: &mut Vec<Push>) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        let Some(pos) = g.position(client) else {
+            return;
+        };
+        g.members.remove(pos);
+        g.view = ViewId(g.view.0 + 1);
+        let view = g.view(group);
+        let before = out.len();
+        out.extend(g.members.iter().map(|m| Push {
+            to: m.client,
+            view: view.clone(),
+        }));
+        if tell_leaver {
+            out.push(Push { to: client, view });
+        }
+        self.stats.views_pushed += (out.len() - before) as u64;
+        if g.members.is_empty() {
+            self.groups.remove(group);
+        }
+    }
+}
+
+fn unknown_group(group: &str) -> Refusal {
+    Refusal::new(
+        ErrorCode::UnknownGroup,
+        format!("there is no group named {}", quoted(group)),
+    )
+}
+
+fn saturating_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::wire::MetricsReport;
+
+    fn hello(name: &str) -> Hello {
+        Hello {
+            version: CONTROL_VERSION,
+            username: name.to_owned(),
+            udp_addr: SocketAddr::from(([127, 0, 0, 1], 4000)),
+        }
+    }
+
+    fn join(group: &str, order: Order) -> Request {
+        Request::Join {
+            group: group.to_owned(),
+            order,
+            password: None,
+        }
+    }
+
+    fn join_with(group: &str, password: &str) -> Request {
+        Request::Join {
+            group: group.to_owned(),
+            order: Order::Fifo,
+            password: Some(password.to_owned()),
+        }
+    }
+
+    fn leave(group: &str) -> Request {
+        Request::Leave {
+            group: group.to_owned(),
+        }
+    }
+
+    fn code(reply: &Reply) -> Option<ErrorCode> {
+        match reply {
+            Reply::Error { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    fn joined(reply: Reply) -> (MemberId, View) {
+        match reply {
+            Reply::Joined { member, view } => (member, view),
+            other => panic!("expected Joined, got {other:?}"),
+        }
+    }
+
+    const EXAMPLE: &str = r#"
+        [default]
+        create = true
+        [[group]]
+        name = "ops"
+        password = "s3cret"
+        max_members = 8
+        [[group]]
+        pattern = "team-*"
+        allow = ["alice", "bob"]
+        create = false
+    "#;
+
+    #[test]
+    fn names_are_checked() {
+        assert_eq!(validate_name("alice"), Ok(()));
+        assert_eq!(validate_name("é-ü_42"), Ok(()));
+        assert_eq!(validate_name(&"x".repeat(32)), Ok(()));
+        assert_eq!(validate_name(&"é".repeat(32)), Ok(()));
+        assert_eq!(validate_name(""), Err(NameError::Empty));
+        assert_eq!(validate_name(&"x".repeat(33)), Err(NameError::TooLong));
+        assert_eq!(validate_name("a b"), Err(NameError::Whitespace));
+        assert_eq!(validate_name("a\u{a0}b"), Err(NameError::Whitespace));
+        assert_eq!(validate_name("a\u{7}b"), Err(NameError::Control));
+    }
+
+    #[test]
+    fn glob_matches_star_and_question_mark() {
+        assert!(glob_match("team-*", "team-a"));
+        assert!(glob_match("team-*", "team-"));
+        assert!(!glob_match("team-*", "team"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("a?c", "abc"));
+        assert!(!glob_match("a?c", "ac"));
+        assert!(glob_match("*b*c", "aXbYbZc"));
+        assert!(!glob_match("*b*c", "aXbYbZ"));
+        assert!(glob_match("é?", "éü"));
+        assert!(glob_match("a**b", "ab"));
+        assert!(!glob_match("abc", "abcd"));
+        assert!(glob_match(&"*a".repeat(10), &"a".repeat(40)));
+        assert!(!glob_match(
+            &"*a".repeat(10),
+            &"ab".repeat(40).replace('a', "b")
+        ));
+    }
+
+    #[test]
+    fn example_policy_parses() {
+        let p = AccessPolicy::from_toml_str(EXAMPLE).expect("valid policy");
+        assert_eq!(p.default_rule(), &Rule::open());
+        let ops = p.rule_for("ops");
+        assert_eq!(ops.password.as_deref(), Some("s3cret"));
+        assert_eq!(ops.max_members, Some(8));
+        assert!(ops.create);
+        let team = p.rule_for("team-x");
+        assert_eq!(
+            team.allow.as_deref(),
+            Some(&["alice".to_owned(), "bob".to_owned()][..])
+        );
+        assert!(!team.create);
+        assert_eq!(p.rule_for("lobby"), &Rule::open());
+        // Passwords stay out of Debug output.
+        assert!(!format!("{p:?}").contains("s3cret"));
+        // Deserialize goes through the same validation.
+        let via_serde: AccessPolicy = toml::from_str(EXAMPLE).expect("valid policy");
+        assert_eq!(via_serde, p);
+    }
+
+    #[test]
+    fn exact_names_win_over_patterns_and_first_pattern_wins() {
+        let p = AccessPolicy::from_toml_str(
+            r#"
+            [default]
+            create = false
+            [[group]]
+            pattern = "a*"
+            max_members = 1
+            [[group]]
+            pattern = "ab*"
+            max_members = 2
+            [[group]]
+            name = "abc"
+            max_members = 3
+            "#,
+        )
+        .expect("valid policy");
+        assert_eq!(p.rule_for("abc").max_members, Some(3));
+        assert_eq!(p.rule_for("abd").max_members, Some(1));
+        assert_eq!(p.rule_for("zzz").max_members, None);
+        assert!(!p.rule_for("zzz").create);
+        // A rule replaces the default: unset fields are open.
+        assert!(p.rule_for("abc").create);
+    }
+
+    #[test]
+    fn bad_policies_are_refused() {
+        let err = |text: &str| AccessPolicy::from_toml_str(text).expect_err(text);
+        assert!(matches!(
+            err("[[group]]\nmax_members = 1"),
+            PolicyError::MissingSelector { index: 1 }
+        ));
+        assert!(matches!(
+            err("[[group]]\nname = \"a\"\npattern = \"b*\""),
+            PolicyError::BothSelectors { index: 1 }
+        ));
+        assert!(matches!(
+            err("[[group]]\nname = \"a b\""),
+            PolicyError::InvalidName { index: 1, .. }
+        ));
+        assert!(matches!(
+            err("[[group]]\npattern = \"\""),
+            PolicyError::EmptyPattern { index: 1 }
+        ));
+        assert!(matches!(
+            err("[[group]]\nname = \"a\"\n[[group]]\nname = \"a\""),
+            PolicyError::DuplicateName { index: 2, .. }
+        ));
+        assert!(matches!(
+            err("[[group]]\nname = \"a\"\npasswrd = \"x\""),
+            PolicyError::Toml(_)
+        ));
+        assert!(matches!(err("[default]\ncreate = 3"), PolicyError::Toml(_)));
+        assert!(matches!(err("not toml ["), PolicyError::Toml(_)));
+        assert!(toml::from_str::<AccessPolicy>("[[group]]\nmax_members = 1").is_err());
+        assert_eq!(
+            AccessPolicy::from_toml_str("").expect("empty is open"),
+            AccessPolicy::open()
+        );
+    }
+
+    #[test]
+    fn register_checks_version_name_and_uniqueness() {
+        let mut r = Registry::default();
+        let a = r.register(&hello("alice")).expect("alice");
+        let b = r.register(&hello("bob")).expect("bob");
+        assert_ne!(a, b);
+        assert_eq!(r.username(a), Some("alice"));
+        assert_eq!(r.client_by_name("bob"), Some(b));
+
+        let taken = r.register(&hello("alice")).expect_err("taken");
+        assert_eq!(taken.code, ErrorCode::UsernameTaken);
+        assert!(taken.message.contains("alice"));
+
+        let bad = r.register(&hello("al ice")).expect_err("invalid");
+        assert_eq!(bad.code, ErrorCode::InvalidName);
+        let long = r.register(&hello(&"x".repeat(5000))).expect_err("too long");
+        assert_eq!(long.code, ErrorCode::InvalidName);
+        assert!(long.message.len() < 200, "the message is cut short");
+
+        let mut old = hello("carol");
+        old.version = CONTROL_VERSION + 1;
+        assert_eq!(
+            r.register(&old).expect_err("version").code,
+            ErrorCode::VersionMismatch
+        );
+        assert_eq!(r.stats().errors, 4);
+        assert_eq!(r.stats().clients, 2);
+
+        // A name is free again once its client is gone.
+        assert!(r.remove(a, Departure::Disconnected).is_empty());
+        let a2 = r.register(&hello("alice")).expect("alice again");
+        assert!(a2 > b, "client ids are not reused");
+    }
+
+    #[test]
+    fn join_creates_the_group_and_pushes_to_every_member() {
+        let mut r = Registry::default();
+        let a = r.register(&hello("alice")).expect("alice");
+        let b = r.register(&hello("bob")).expect("bob");
+
+        let (reply, pushes) = r.handle(a, join("chat", Order::Total));
+        let (ma, v1) = joined(reply);
+        assert_eq!(v1.id, ViewId(1));
+        assert_eq!(v1.order, Order::Total);
+        assert_eq!(v1.members.len(), 1);
+        assert_eq!(v1.members[0].id, ma);
+        assert_eq!(v1.members[0].joined, ViewId(1));
+        assert_eq!(
+            pushes,
+            vec![Push {
+                to: a,
+                view: v1.clone()
+            }]
+        );
+
+        let (reply, pushes) = r.handle(b, join("chat", Order::Total));
+        let (mb, v2) = joined(reply);
+        assert_eq!(v2.id, ViewId(2));
+        assert_eq!(v2.group, v1.group);
+        assert!(mb > ma);
+        let names: Vec<_> = v2.members.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["alice", "bob"]);
+        assert_eq!(v2.member(mb).map(|m| m.joined), Some(ViewId(2)));
+        assert_eq!(v2.member(ma).map(|m| m.joined), Some(ViewId(1)));
+        let to: Vec<_> = pushes.iter().map(|p| p.to).collect();
+        assert_eq!(to, [a, b]);
+        assert!(pushes.iter().all(|p| p.view == v2));
+
+        assert_eq!(
+            r.handle(
+                a,
+                Request::ListMembers {
+                    group: "chat".into()
+                }
+            )
+            .0,
+            Reply::Members(v2)
+        );
+        assert_eq!(r.stats().views_pushed, 3);
+        assert_eq!(r.stats().memberships, 2);
+    }
+
+    #[test]
+    fn leave_pushes_to_the_rest_and_to_the_leaver() {
+        let mut r = Registry::default();
+        let a = r.register(&hello("alice")).expect("alice");
+        let b = r.register(&hello("bob")).expect("bob");
+        let c = r.register(&hello("carol")).expect("carol");
+        for x in [a, b, c] {
+            joined(r.handle(x, join("g", Order::Fifo)).0);
+        }
+        let (reply, pushes) = r.handle(b, leave("g"));
+        assert_eq!(reply, Reply::Left);
+        let to: Vec<_> = pushes.iter().map(|p| p.to).collect();
+        assert_eq!(
+            to,
+            [a, c, b],
+            "remaining members in view order, then the leaver"
+        );
+        let v = &pushes[0].view;
+        assert_eq!(v.id, ViewId(4));
+        assert!(pushes.iter().all(|p| &p.view == v));
+        let names: Vec<_> = v.members.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["alice", "carol"]);
+        assert!(r.groups_of(b).is_empty());
+        assert_eq!(r.groups_of(a), ["g"]);
+    }
+
+    #[test]
+    fn empty_groups_are_deleted_and_can_be_created_again() {
+        let mut r = Registry::default();
+        let a = r.register(&hello("alice")).expect("alice");
+        let (m1, v1) = joined(r.handle(a, join("g", Order::Fifo)).0);
+        let (reply, pushes) = r.handle(a, leave("g"));
+        assert_eq!(reply, Reply::Left);
+        assert_eq!(pushes.len(), 1);
+        assert_eq!(pushes[0].to, a);
+        assert!(pushes[0].view.members.is_empty());
+        assert_eq!(r.view("g"), None);
+        assert_eq!(r.handle(a, Request::ListGroups).0, Reply::Groups(vec![]));
+
+        // Recreated with the other order: a new group id, view 1 again, a new member id.
+        let (m2, v2) = joined(r.handle(a, join("g", Order::Total)).0);
+        assert_ne!(v2.group, v1.group);
+        assert_eq!(v2.id, ViewId(1));
+        assert_eq!(v2.order, Order::Total);
+        assert!(m2 > m1, "a new membership gets a new member id");
+    }
+
+    #[test]
+    fn rejoining_gets_a_new_member_id() {
+        let mut r = Registry::default();
+        let a = r.register(&hello("alice")).expect("alice");
+        let b = r.register(&hello("bob")).expect("bob");
+        joined(r.handle(a, join("g", Order::Fifo)).0);
+        let (m1, _) = joined(r.handle(b, join("g", Order::Fifo)).0);
+        r.handle(b, leave("g"));
+        let (m2, v) = joined(r.handle(b, join("g", Order::Fifo)).0);
+        assert!(m2 > m1);
+        assert_eq!(v.id, ViewId(4));
+        assert_eq!(v.member(m2).map(|m| m.joined), Some(ViewId(4)));
+        assert!(!v.contains(m1));
+    }
+
+    #[test]
+    fn request_errors() {
+        let p = AccessPolicy::from_toml_str(EXAMPLE).expect("policy");
+        let mut r = Registry::new(p);
+        let a = r.register(&hello("alice")).expect("alice");
+        let b = r.register(&hello("bob")).expect("bob");
+        let c = r.register(&hello("carol")).expect("carol");
+        let list = |g: &str| Request::ListMembers { group: g.into() };
+
+        let check = |r: &mut Registry, who, req, want: ErrorCode, needle: &str| {
+            let (reply, pushes) = r.handle(who, req);
+            assert_eq!(code(&reply), Some(want), "{reply:?}");
+            assert!(pushes.is_empty());
+            let Reply::Error { message, .. } = reply else {
+                unreachable!()
+            };
+            assert!(message.contains(needle), "{message:?} should name {needle}");
+        };
+
+        check(&mut r, a, list("nope"), ErrorCode::UnknownGroup, "nope");
+        check(&mut r, a, leave("nope"), ErrorCode::UnknownGroup, "nope");
+        check(&mut r, a, list("a b"), ErrorCode::InvalidName, "a b");
+        check(
+            &mut r,
+            a,
+            join("", Order::Fifo),
+            ErrorCode::InvalidName,
+            "group name",
+        );
+        check(&mut r, a, leave("x\ty"), ErrorCode::InvalidName, "x\\ty");
+
+        joined(r.handle(a, join("lobby", Order::Fifo)).0);
+        check(
+            &mut r,
+            a,
+            join("lobby", Order::Fifo),
+            ErrorCode::AlreadyMember,
+            "lobby",
+        );
+        check(&mut r, b, leave("lobby"), ErrorCode::NotAMember, "bob");
+        check(
+            &mut r,
+            b,
+            join("lobby", Order::Total),
+            ErrorCode::OrderMismatch,
+            "lobby",
+        );
+
+        // Password: missing, wrong, right.
+        check(
+            &mut r,
+            a,
+            join("ops", Order::Fifo),
+            ErrorCode::AccessDenied,
+            "ops",
+        );
+        check(
+            &mut r,
+            a,
+            join_with("ops", "guess"),
+            ErrorCode::AccessDenied,
+            "ops",
+        );
+        check(
+            &mut r,
+            a,
+            join_with("ops", "s3cret!"),
+            ErrorCode::AccessDenied,
+            "ops",
+        );
+        check(
+            &mut r,
+            a,
+            join_with("ops", "s3cre"),
+            ErrorCode::AccessDenied,
+            "ops",
+        );
+        joined(r.handle(a, join_with("ops", "s3cret")).0);
+
+        // Allow-list and creation forbidden: carol is refused, alice may not create it.
+        check(
+            &mut r,
+            c,
+            join("team-a", Order::Fifo),
+            ErrorCode::AccessDenied,
+            "carol",
+        );
+        check(
+            &mut r,
+            a,
+            join("team-a", Order::Fifo),
+            ErrorCode::AccessDenied,
+            "team-a",
+        );
+
+        assert_eq!(r.stats().errors, 14);
+        assert_eq!(r.stats().requests, 16);
+    }
+
+    #[test]
+    fn group_full_at_the_limit() {
+        let p = AccessPolicy::from_toml_str(
+            "[[group]]\nname = \"duo\"\nmax_members = 2\n[[group]]\nname = \"none\"\nmax_members = 0",
+        )
+        .expect("policy");
+        let mut r = Registry::new(p);
+        let ids: Vec<_> = ["a", "b", "c"]
+            .iter()
+            .map(|n| r.register(&hello(n)).expect("client"))
+            .collect();
+        joined(r.handle(ids[0], join("duo", Order::Fifo)).0);
+        joined(r.handle(ids[1], join("duo", Order::Fifo)).0);
+        let (reply, _) = r.handle(ids[2], join("duo", Order::Fifo));
+        assert_eq!(code(&reply), Some(ErrorCode::GroupFull));
+        // A place frees up when someone leaves.
+        r.handle(ids[0], leave("duo"));
+        joined(r.handle(ids[2], join("duo", Order::Fifo)).0);
+        let (reply, _) = r.handle(ids[0], join("none", Order::Fifo));
+        assert_eq!(code(&reply), Some(ErrorCode::GroupFull));
+        assert_eq!(r.view("none"), None);
+    }
+
+    #[test]
+    fn allowed_users_may_join_an_existing_group_they_cannot_create() {
+        // Created while the policy allowed it, then the policy forbids creation: existing
+        // groups stay joinable by the allowed users.
+        let p = AccessPolicy::from_toml_str(
+            "[[group]]\npattern = \"team-*\"\nallow = [\"alice\", \"bob\"]",
+        )
+        .expect("policy");
+        let mut r = Registry::new(p);
+        let a = r.register(&hello("alice")).expect("alice");
+        let b = r.register(&hello("bob")).expect("bob");
+        joined(r.handle(a, join("team-x", Order::Fifo)).0);
+        r.policy = AccessPolicy::from_toml_str(EXAMPLE).expect("policy");
+        joined(r.handle(b, join("team-x", Order::Fifo)).0);
+    }
+
+    #[test]
+    fn list_groups_is_sorted_by_name() {
+        let mut r = Registry::default();
+        let a = r.register(&hello("alice")).expect("alice");
+        let b = r.register(&hello("bob")).expect("bob");
+        for g in ["zeta", "alpha", "mid"] {
+            joined(r.handle(a, join(g, Order::Fifo)).0);
+        }
+        joined(r.handle(b, join("mid", Order::Fifo)).0);
+        let Reply::Groups(groups) = r.handle(b, Request::ListGroups).0 else {
+            panic!("expected Groups");
+        };
+        let names: Vec<_> = groups.iter().map(|g| g.name.as_str()).collect();
+        assert_eq!(names, ["alpha", "mid", "zeta"]);
+        assert_eq!(groups[1].members, 2);
+        assert_eq!(groups[0].order, Order::Fifo);
+    }
+
+    #[test]
+    fn quit_and_remove_leave_every_group() {
+        let mut r = Registry::default();
+        let a = r.register(&hello("alice")).expect("alice");
+        let b = r.register(&hello("bob")).expect("bob");
+        let c = r.register(&hello("carol")).expect("carol");
+        for g in ["x", "y", "solo"] {
+            joined(r.handle(a, join(g, Order::Fifo)).0);
+        }
+        joined(r.handle(b, join("x", Order::Fifo)).0);
+        joined(r.handle(c, join("y", Order::Fifo)).0);
+        joined(r.handle(b, join("y", Order::Fifo)).0);
+
+        let (reply, pushes) = r.handle(
+            a,
+            Request::Quit {
+                metrics: MetricsReport::default(),
+            },
+        );
+        assert_eq!(reply, Reply::Bye);
+        // Groups in name order, remaining members in view order; "solo" is deleted silently.
+        let got: Vec<_> = pushes
+            .iter()
+            .map(|p| (p.to, p.view.name.as_str(), p.view.id))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (b, "x", ViewId(3)),
+                (c, "y", ViewId(4)),
+                (b, "y", ViewId(4))
+            ]
+        );
+        assert_eq!(r.view("solo"), None);
+        assert_eq!(r.username(a), None);
+        assert_eq!(r.stats().clients_dropped, 0);
+
+        // A request from a client that is gone is refused, not a panic.
+        let (reply, _) = r.handle(a, Request::ListGroups);
+        assert_eq!(code(&reply), Some(ErrorCode::BadRequest));
+
+        let pushes = r.remove(b, Departure::Dropped);
+        assert_eq!(pushes.len(), 1);
+        assert_eq!(pushes[0].to, c);
+        assert_eq!(pushes[0].view.id, ViewId(5));
+        assert_eq!(r.stats().clients_dropped, 1);
+        assert!(r.remove(b, Departure::Dropped).is_empty(), "idempotent");
+        assert_eq!(r.stats().clients_dropped, 1);
+    }
+
+    #[test]
+    fn stats_count_everything() {
+        let mut r = Registry::default();
+        let a = r.register(&hello("alice")).expect("alice");
+        let b = r.register(&hello("bob")).expect("bob");
+        joined(r.handle(a, join("g", Order::Fifo)).0);
+        joined(r.handle(b, join("g", Order::Fifo)).0);
+        joined(r.handle(b, join("h", Order::Fifo)).0);
+        r.handle(a, leave("nope"));
+        r.note_bad_connection();
+        let Reply::Stats(s) = r.handle(a, Request::Stats).0 else {
+            panic!("expected Stats");
+        };
+        assert_eq!(
+            s,
+            TrackerStats {
+                clients: 2,
+                groups: 2,
+                memberships: 3,
+                views_pushed: 4,
+                requests: 5,
+                errors: 1,
+                clients_dropped: 0,
+                bad_connections: 1,
+            }
+        );
+    }
+
+    #[test]
+    fn secrets_compare_exactly() {
+        assert!(same_secret("abc", "abc"));
+        assert!(same_secret("", ""));
+        assert!(!same_secret("abc", "abd"));
+        assert!(!same_secret("ab", "abc"));
+        assert!(!same_secret("abcd", "abc"));
+        assert!(!same_secret("", "a"));
+    }
+}

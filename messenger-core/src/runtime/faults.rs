@@ -1,0 +1,233 @@
+//! Fault injection on the real UDP path: drop, duplicate and delay outgoing datagrams, so that
+//! tests and demos over real sockets see loss and reordering (kernel traffic shaping is not
+//! available everywhere, and this needs no privileges).
+//!
+//! Configured by [`FaultConfig`], from `MESSENGER_FAULTS="loss=0.1,dup=0.05,reorder=0.2,seed=7"`
+//! or a config field. `reorder` is the probability that a datagram is held back for a random
+//! delay of up to `delay_ms` (default 2 ms), which lets later datagrams overtake it.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::rng::Rng;
+
+/// The environment variable read by [`FaultConfig::from_env`].
+pub const FAULTS_ENV: &str = "MESSENGER_FAULTS";
+
+/// What to do to outgoing datagrams.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FaultConfig {
+    pub loss: f64,
+    pub dup: f64,
+    pub reorder: f64,
+    pub delay: Duration,
+    pub seed: u64,
+}
+
+impl Default for FaultConfig {
+    fn default() -> Self {
+        FaultConfig {
+            loss: 0.0,
+            dup: 0.0,
+            reorder: 0.0,
+            delay: Duration::from_millis(2),
+            seed: 1,
+        }
+    }
+}
+
+/// A fault specification that could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid fault specification {spec:?}: {reason}")]
+pub struct FaultSpecError {
+    pub spec: String,
+    pub reason: String,
+}
+
+impl FaultConfig {
+    /// Parses `loss=0.1,dup=0.05,reorder=0.2,delay_ms=2,seed=7` (any subset, any order).
+    pub fn parse(spec: &str) -> Result<FaultConfig, FaultSpecError> {
+        let err = |reason: String| FaultSpecError {
+            spec: spec.to_string(),
+            reason,
+        };
+        let mut config = FaultConfig::default();
+        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (key, value) = part
+                .split_once('=')
+                .ok_or_else(|| err(format!("`{part}` is not key=value")))?;
+            let prob = || -> Result<f64, FaultSpecError> {
+                let p: f64 = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| err(format!("`{value}` is not a number")))?;
+                if (0.0..=1.0).contains(&p) {
+                    Ok(p)
+                } else {
+                    Err(err(format!("{key}={value} is not a probability in [0, 1]")))
+                }
+            };
+            match key.trim() {
+                "loss" => config.loss = prob()?,
+                "dup" => config.dup = prob()?,
+                "reorder" => config.reorder = prob()?,
+                "delay_ms" => {
+                    let ms: u64 = value
+                        .trim()
+                        .parse()
+                        .map_err(|_| err(format!("`{value}` is not a whole number")))?;
+                    config.delay = Duration::from_millis(ms.clamp(1, 10_000));
+                }
+                "seed" => {
+                    config.seed = value
+                        .trim()
+                        .parse()
+                        .map_err(|_| err(format!("`{value}` is not a whole number")))?;
+                }
+                other => return Err(err(format!("unknown key `{other}`"))),
+            }
+        }
+        Ok(config)
+    }
+
+    /// Reads [`FAULTS_ENV`]; `Ok(None)` when it is unset or empty.
+    pub fn from_env() -> Result<Option<FaultConfig>, FaultSpecError> {
+        match std::env::var(FAULTS_ENV) {
+            Ok(spec) if !spec.trim().is_empty() => FaultConfig::parse(&spec).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.loss > 0.0 || self.dup > 0.0 || self.reorder > 0.0
+    }
+}
+
+/// A datagram held back: due time, arrival order (ties), destination, bytes.
+type Delayed = Reverse<(Instant, u64, SocketAddr, Vec<u8>)>;
+
+/// Applies a [`FaultConfig`] to outgoing datagrams.
+#[derive(Debug)]
+pub struct FaultInjector {
+    config: FaultConfig,
+    rng: Rng,
+    delayed: BinaryHeap<Delayed>,
+    order: u64,
+    pub dropped: u64,
+    pub duplicated: u64,
+    pub delayed_count: u64,
+}
+
+impl FaultInjector {
+    pub fn new(config: FaultConfig) -> Self {
+        FaultInjector {
+            rng: Rng::new(config.seed),
+            config,
+            delayed: BinaryHeap::new(),
+            order: 0,
+            dropped: 0,
+            duplicated: 0,
+            delayed_count: 0,
+        }
+    }
+
+    /// Decides the fate of one datagram: the copies to send now (zero, one or two); delayed
+    /// copies come out of [`FaultInjector::pop_due`] later.
+    pub fn apply(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        bytes: Vec<u8>,
+        out: &mut Vec<(SocketAddr, Vec<u8>)>,
+    ) {
+        if self.rng.chance(self.config.loss) {
+            self.dropped += 1;
+            return;
+        }
+        let copies = if self.rng.chance(self.config.dup) {
+            self.duplicated += 1;
+            2
+        } else {
+            1
+        };
+        let mut bytes = Some(bytes);
+        for i in 0..copies {
+            let bytes = if i + 1 == copies {
+                bytes.take().unwrap_or_default()
+            } else {
+                bytes.clone().unwrap_or_default()
+            };
+            if self.rng.chance(self.config.reorder) {
+                self.delayed_count += 1;
+                let max = self.config.delay.as_micros() as u64;
+                let at = now + Duration::from_micros(self.rng.range(max / 20, max));
+                self.order += 1;
+                self.delayed.push(Reverse((at, self.order, to, bytes)));
+            } else {
+                out.push((to, bytes));
+            }
+        }
+    }
+
+    /// When the next delayed datagram is due.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.delayed.peek().map(|Reverse((at, ..))| *at)
+    }
+
+    /// A delayed datagram whose time has come.
+    pub fn pop_due(&mut self, now: Instant) -> Option<(SocketAddr, Vec<u8>)> {
+        if self.next_due()? <= now {
+            self.delayed
+                .pop()
+                .map(|Reverse((_, _, to, bytes))| (to, bytes))
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_form() {
+        let c = FaultConfig::parse("loss=0.1,dup=0.05,reorder=0.2,seed=7").unwrap();
+        assert_eq!((c.loss, c.dup, c.reorder, c.seed), (0.1, 0.05, 0.2, 7));
+        assert!(c.is_active());
+        assert!(!FaultConfig::parse("").unwrap().is_active());
+    }
+
+    #[test]
+    fn rejects_nonsense_with_a_clear_reason() {
+        for bad in ["loss", "loss=2", "loss=x", "jitter=1", "seed=-1"] {
+            let e = FaultConfig::parse(bad).unwrap_err();
+            assert!(!e.reason.is_empty(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn drops_duplicates_and_delays_at_the_configured_rates() {
+        let now = crate::testing::epoch();
+        let config = FaultConfig::parse("loss=0.1,dup=0.1,reorder=0.2,seed=3").unwrap();
+        let mut f = FaultInjector::new(config);
+        let to = SocketAddr::from(([127, 0, 0, 1], 9));
+        let mut out = Vec::new();
+        for _ in 0..10_000 {
+            f.apply(now, to, vec![1], &mut out);
+        }
+        assert!((800..1_200).contains(&f.dropped), "{}", f.dropped);
+        assert!((700..1_100).contains(&f.duplicated), "{}", f.duplicated);
+        let mut delayed = 0;
+        while f.pop_due(now + Duration::from_secs(1)).is_some() {
+            delayed += 1;
+        }
+        assert_eq!(delayed, f.delayed_count);
+        assert_eq!(
+            out.len() as u64 + delayed,
+            10_000 - f.dropped + f.duplicated
+        );
+    }
+}

@@ -1,0 +1,152 @@
+//! The tracker's configuration.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::protocol::tracker::{AccessPolicy, PolicyError};
+
+/// Configuration of a [`Tracker`](super::Tracker).
+#[derive(Debug, Clone)]
+pub struct TrackerConfig {
+    /// Time between two heartbeat probes of a client (default 1 s; at least 1 ms is used).
+    pub heartbeat_interval: Duration,
+    /// A client that leaves this many probes in a row unanswered is removed (default 3; at
+    /// least 1 is used).
+    pub heartbeat_misses: u32,
+    /// Who may join which group (default: open).
+    pub policy: AccessPolicy,
+    /// When set, every metrics JSON line is also appended to this file.
+    pub log_json: Option<PathBuf>,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        TrackerConfig {
+            heartbeat_interval: Duration::from_secs(1),
+            heartbeat_misses: 3,
+            policy: AccessPolicy::open(),
+            log_json: None,
+        }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the policy file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid policy file {}: {source}", path.display())]
+    Policy { path: PathBuf, source: PolicyError },
+}
+
+/// Reads and validates an access policy from a TOML file (format in
+/// [`protocol::tracker`](crate::protocol::tracker)).
+pub fn load_policy(path: impl AsRef<Path>) -> Result<AccessPolicy, ConfigError> {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    AccessPolicy::from_toml_str(&text).map_err(|source| ConfigError::Policy {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+impl TrackerConfig {
+    /// This configuration with the access policy read from a TOML file.
+    pub fn with_policy_file(self, path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        Ok(TrackerConfig {
+            policy: load_policy(path)?,
+            ..self
+        })
+    }
+
+    /// This configuration with `policy`.
+    pub fn with_policy(self, policy: AccessPolicy) -> Self {
+        TrackerConfig { policy, ..self }
+    }
+
+    /// This configuration with other heartbeat settings.
+    pub fn with_heartbeat(self, interval: Duration, misses: u32) -> Self {
+        TrackerConfig {
+            heartbeat_interval: interval,
+            heartbeat_misses: misses,
+            ..self
+        }
+    }
+
+    /// The probe period actually used (a zero period would make no sense, and tokio's
+    /// intervals refuse it).
+    pub(crate) fn heartbeat_period(&self) -> Duration {
+        self.heartbeat_interval.max(Duration::from_millis(1))
+    }
+
+    pub(crate) fn misses(&self) -> u32 {
+        self.heartbeat_misses.max(1)
+    }
+
+    /// How long a new connection may take to say hello.
+    pub(crate) fn hello_timeout(&self) -> Duration {
+        self.heartbeat_period()
+            .saturating_mul(self.misses().saturating_add(1))
+            .max(Duration::from_secs(1))
+    }
+
+    pub(crate) fn heartbeat_interval_ms(&self) -> u64 {
+        u64::try_from(self.heartbeat_period().as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeat_settings_are_clamped() {
+        let c = TrackerConfig::default().with_heartbeat(Duration::ZERO, 0);
+        assert_eq!(c.heartbeat_period(), Duration::from_millis(1));
+        assert_eq!(c.misses(), 1);
+        assert_eq!(c.hello_timeout(), Duration::from_secs(1));
+        assert_eq!(c.heartbeat_interval_ms(), 1);
+        let d = TrackerConfig::default();
+        assert_eq!(d.hello_timeout(), Duration::from_secs(4));
+        assert_eq!(d.heartbeat_interval_ms(), 1000);
+    }
+
+    #[test]
+    fn policy_file_errors_are_typed() {
+        let dir = std::env::temp_dir().join(format!("messenger-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let missing = dir.join("missing.toml");
+        assert!(matches!(
+            TrackerConfig::default().with_policy_file(&missing),
+            Err(ConfigError::Read { .. })
+        ));
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, "[[group]]\nmax_members = 2\n").expect("write");
+        let err = TrackerConfig::default()
+            .with_policy_file(&bad)
+            .expect_err("invalid");
+        assert!(matches!(
+            err,
+            ConfigError::Policy {
+                source: PolicyError::MissingSelector { index: 1 },
+                ..
+            }
+        ));
+        assert!(err.to_string().contains("bad.toml"));
+        let good = dir.join("good.toml");
+        std::fs::write(&good, "[[group]]\nname = \"ops\"\npassword = \"x\"\n").expect("write");
+        let c = TrackerConfig::default()
+            .with_policy_file(&good)
+            .expect("valid");
+        assert_eq!(c.policy.rule_for("ops").password.as_deref(), Some("x"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

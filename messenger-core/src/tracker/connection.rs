@@ -1,0 +1,349 @@
+//! One client's session, in one task: the hello, then requests and heartbeats until the client
+//! quits, disconnects, breaks the protocol, misses its heartbeats, or the tracker stops.
+//!
+//! The task reads; a writer task of its own writes what the outbox queues
+//! ([`outbox::write_frames`]). When the session ends the task closes the outbox, lets the
+//! writer flush (for a bounded time), and then lingers briefly, reading and discarding what
+//! the client still sends: closing a socket with unread input makes the kernel reset the
+//! connection, and a reset can destroy the last frames (an error, `Bye`) before the client
+//! has read them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{self, Instant, Interval, MissedTickBehavior};
+use tracing::{info, warn};
+
+use crate::protocol::tracker::{ClientId, Departure};
+use crate::protocol::wire::{
+    ClientFrame, ErrorCode, FrameDecoder, Hello, MetricsReport, Request, ServerFrame, WireError,
+};
+
+use super::hub::Outcome;
+use super::log::TRACKER_TARGET;
+use super::outbox::{self, Outbox};
+use super::server::Shared;
+
+/// How long the writer may take to flush the last frames of a closing connection.
+const FLUSH_GRACE: Duration = Duration::from_secs(1);
+/// How long a closing connection waits for the client to close its side.
+const LINGER: Duration = Duration::from_millis(250);
+/// Most bytes read and discarded while lingering.
+const LINGER_BYTES: usize = 1 << 20;
+/// Size of one read from the socket.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Serves one accepted connection until its session ends and the socket is closed.
+pub(crate) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let (reader, writer) = stream.into_split();
+    let (outbox, frames) = mpsc::unbounded_channel();
+    let writer = tokio::spawn(outbox::write_frames(writer, frames));
+    let mut connection = Connection {
+        reader,
+        decoder: FrameDecoder::new(),
+        chunk: vec![0; READ_CHUNK].into_boxed_slice(),
+        outbox,
+        peer,
+        shared,
+        stop,
+    };
+    connection.session().await;
+    connection.close(writer).await;
+}
+
+struct Connection {
+    reader: OwnedReadHalf,
+    decoder: FrameDecoder,
+    chunk: Box<[u8]>,
+    outbox: Outbox,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+}
+
+/// What the connection waited for.
+enum Input {
+    Frame(ClientFrame),
+    /// The bytes do not form a valid frame (malformed, oversized).
+    Corrupt(WireError),
+    /// The timer ticked: a heartbeat is due (or the hello is late).
+    Tick,
+    /// End of stream or a read error.
+    Closed,
+    /// The tracker is shutting down.
+    Stop,
+}
+
+/// The registered client of a session and its heartbeat state.
+struct Session {
+    client: ClientId,
+    username: String,
+    /// Nonce of the last probe sent (probes are numbered from 1).
+    probed: u64,
+    /// Highest nonce answered.
+    answered: u64,
+    /// The metrics of the last answer.
+    metrics: MetricsReport,
+}
+
+/// How a registered session ended.
+enum End {
+    /// The client sent `Quit` (request `id`), not answered yet.
+    Quit { id: u64, metrics: MetricsReport },
+    /// Disconnected or dropped, with the last metrics it reported.
+    Gone(Departure, MetricsReport),
+    /// The tracker is stopping.
+    Shutdown,
+}
+
+impl Connection {
+    /// Waits for the next frame, the timer, the end of the stream, or the tracker's stop.
+    /// Frames already buffered come first.
+    async fn next_input(&mut self, timer: &mut Interval) -> Input {
+        loop {
+            match self.decoder.next_frame::<ClientFrame>() {
+                Ok(Some(frame)) => return Input::Frame(frame),
+                Ok(None) => {}
+                Err(e) => return Input::Corrupt(e),
+            }
+            tokio::select! {
+                biased;
+                _ = self.stop.changed() => return Input::Stop,
+                _ = timer.tick() => return Input::Tick,
+                read = self.reader.read(&mut self.chunk) => match read {
+                    Ok(0) | Err(_) => return Input::Closed,
+                    Ok(n) => self.decoder.extend(&self.chunk[..n]),
+                },
+            }
+        }
+    }
+
+    async fn session(&mut self) {
+        if *self.stop.borrow() {
+            return;
+        }
+        let Some(session) = self.hello().await else {
+            return;
+        };
+        let (client, username) = (session.client, session.username.clone());
+        // The metrics are logged before the client is removed, so that anyone who sees the
+        // view without it can also find its metrics in the log.
+        match self.serve_requests(session).await {
+            End::Quit { id, metrics } => {
+                info!(target: TRACKER_TARGET, user = %username, client = client.0, "{username} quit");
+                self.shared
+                    .metrics_log
+                    .record(&username, Departure::Quit, &metrics);
+                // Answers Bye, removes the client and pushes the new views.
+                self.shared
+                    .hub
+                    .request(client, id, Request::Quit { metrics });
+            }
+            End::Gone(why, metrics) => {
+                if why == Departure::Dropped {
+                    let misses = self.shared.config.misses();
+                    warn!(
+                        target: TRACKER_TARGET,
+                        user = %username,
+                        client = client.0,
+                        "{username} failed: {misses} heartbeats unanswered, removing it from its groups"
+                    );
+                } else {
+                    info!(target: TRACKER_TARGET, user = %username, client = client.0, "{username} disconnected");
+                }
+                self.shared.metrics_log.record(&username, why, &metrics);
+                self.shared.hub.remove(client, why);
+            }
+            End::Shutdown => self.shared.hub.remove(client, Departure::Disconnected),
+        }
+    }
+
+    /// Reads the hello and registers the client; `None` if the connection ends instead.
+    async fn hello(&mut self) -> Option<Session> {
+        let limit = self.shared.config.hello_timeout();
+        let mut deadline = time::interval_at(Instant::now() + limit, limit);
+        let mut hello: Hello = match self.next_input(&mut deadline).await {
+            Input::Frame(ClientFrame::Hello(hello)) => hello,
+            Input::Frame(_) => {
+                self.violation(None, "the first frame must be a hello".to_owned());
+                return None;
+            }
+            Input::Corrupt(e) => {
+                self.violation(None, format!("bad frame: {e}"));
+                return None;
+            }
+            Input::Tick => {
+                self.violation(None, format!("no hello within {} ms", limit.as_millis()));
+                return None;
+            }
+            Input::Closed | Input::Stop => return None,
+        };
+        if hello.udp_addr.ip().is_unspecified() {
+            hello.udp_addr.set_ip(self.peer.ip());
+        }
+        let interval_ms = self.shared.config.heartbeat_interval_ms();
+        match self
+            .shared
+            .hub
+            .register(&hello, self.outbox.clone(), interval_ms)
+        {
+            Ok(client) => {
+                info!(
+                    target: TRACKER_TARGET,
+                    user = %hello.username,
+                    client = client.0,
+                    peer = %self.peer,
+                    udp = %hello.udp_addr,
+                    "{} connected from {}", hello.username, self.peer
+                );
+                Some(Session {
+                    client,
+                    username: hello.username,
+                    probed: 0,
+                    answered: 0,
+                    metrics: MetricsReport::default(),
+                })
+            }
+            Err(refusal) => {
+                info!(
+                    target: TRACKER_TARGET,
+                    peer = %self.peer,
+                    code = ?refusal.code,
+                    "hello refused: {}", refusal.message
+                );
+                outbox::send_error(&self.outbox, refusal.code, refusal.message);
+                None
+            }
+        }
+    }
+
+    /// Answers requests and probes the client until the session ends.
+    async fn serve_requests(&mut self, mut session: Session) -> End {
+        let period = self.shared.config.heartbeat_period();
+        let misses = u64::from(self.shared.config.misses());
+        let mut heartbeat = time::interval_at(Instant::now() + period, period);
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            match self.next_input(&mut heartbeat).await {
+                Input::Frame(ClientFrame::Request {
+                    id,
+                    request: Request::Quit { metrics },
+                }) => return End::Quit { id, metrics },
+                Input::Frame(ClientFrame::Request { id, request }) => {
+                    let leaving = match &request {
+                        Request::Leave { group } => Some(group.clone()),
+                        _ => None,
+                    };
+                    let outcome = self.shared.hub.request(session.client, id, request);
+                    log_outcome(&session.username, &outcome, leaving.as_deref());
+                }
+                Input::Frame(ClientFrame::HeartbeatAck { nonce, metrics }) => {
+                    // Only an answer to a probe actually sent counts; late answers to older
+                    // probes still prove the client alive up to that probe.
+                    if nonce > session.answered && nonce <= session.probed {
+                        session.answered = nonce;
+                        session.metrics = metrics;
+                    }
+                }
+                Input::Frame(ClientFrame::Hello(_)) => {
+                    self.violation(Some(&session), "a second hello".to_owned());
+                    return End::Gone(Departure::Disconnected, session.metrics);
+                }
+                Input::Corrupt(e) => {
+                    self.violation(Some(&session), format!("bad frame: {e}"));
+                    return End::Gone(Departure::Disconnected, session.metrics);
+                }
+                Input::Tick => {
+                    if session.probed - session.answered >= misses {
+                        return End::Gone(Departure::Dropped, session.metrics);
+                    }
+                    session.probed += 1;
+                    outbox::send(
+                        &self.outbox,
+                        &ServerFrame::Heartbeat {
+                            nonce: session.probed,
+                        },
+                    );
+                }
+                Input::Closed => return End::Gone(Departure::Disconnected, session.metrics),
+                Input::Stop => return End::Shutdown,
+            }
+        }
+    }
+
+    /// Tells the client what it did wrong and counts the connection as bad; the caller ends
+    /// the session.
+    fn violation(&self, session: Option<&Session>, message: String) {
+        let who = session.map_or("a client", |s| s.username.as_str());
+        warn!(
+            target: TRACKER_TARGET,
+            peer = %self.peer,
+            "closing the connection of {who}: {message}"
+        );
+        self.shared.hub.note_bad_connection();
+        outbox::send_error(&self.outbox, ErrorCode::BadRequest, message);
+    }
+
+    /// Closes the connection: flushes the outbox, sends end of stream, lingers, closes.
+    async fn close(self, mut writer: JoinHandle<()>) {
+        let Connection {
+            mut reader, outbox, ..
+        } = self;
+        // The hub dropped its sender when the client was removed; this is the last one.
+        drop(outbox);
+        if time::timeout(FLUSH_GRACE, &mut writer).await.is_err() {
+            writer.abort();
+        }
+        let mut discarded = 0;
+        let mut sink = [0u8; 4096];
+        let _ = time::timeout(LINGER, async {
+            while discarded < LINGER_BYTES {
+                match reader.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => discarded += n,
+                }
+            }
+        })
+        .await;
+    }
+}
+
+fn log_outcome(username: &str, outcome: &Outcome, leaving: Option<&str>) {
+    match outcome {
+        Outcome::Joined {
+            group,
+            member,
+            view,
+        } => info!(
+            target: TRACKER_TARGET,
+            user = %username,
+            group = %group,
+            member = member.0,
+            view = view.0,
+            "{username} joined {group} as member {member} (view {view})"
+        ),
+        Outcome::Left => {
+            let group = leaving.unwrap_or("a group");
+            info!(target: TRACKER_TARGET, user = %username, group = %group, "{username} left {group}")
+        }
+        Outcome::Refused { code, message } => info!(
+            target: TRACKER_TARGET,
+            user = %username,
+            code = ?code,
+            "request of {username} refused: {message}"
+        ),
+        Outcome::Bye | Outcome::Answered => {}
+    }
+}

@@ -1,0 +1,181 @@
+//! The state every connection shares: the [`Store`] and the outboxes of the registered
+//! clients, behind one lock.
+//!
+//! Holding the lock while queueing replies and pushes is what orders them: two changes of a
+//! group are decided one after the other, and the frames of the first are in every outbox
+//! before any frame of the second. Nothing under the lock waits: the store is synchronous
+//! and outboxes are unbounded channels.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+
+use crate::protocol::tracker::{ClientId, Departure, Push, Refusal};
+use crate::protocol::types::{MemberId, ViewId};
+use crate::protocol::wire::{ErrorCode, Hello, Reply, Request, ServerFrame, TrackerStats, View};
+
+use super::outbox::{self, Outbox};
+use super::store::Store;
+
+/// What the connection needs to know of a reply (to log it and to end the session).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Joined {
+        group: String,
+        member: MemberId,
+        view: ViewId,
+    },
+    Left,
+    Bye,
+    Refused {
+        code: ErrorCode,
+        message: String,
+    },
+    Answered,
+}
+
+impl Outcome {
+    fn of(reply: &Reply) -> Outcome {
+        match reply {
+            Reply::Joined { member, view } => Outcome::Joined {
+                group: view.name.clone(),
+                member: *member,
+                view: view.id,
+            },
+            Reply::Left => Outcome::Left,
+            Reply::Bye => Outcome::Bye,
+            Reply::Error { code, message } => Outcome::Refused {
+                code: *code,
+                message: message.clone(),
+            },
+            Reply::Groups(_) | Reply::Members(_) | Reply::Stats(_) => Outcome::Answered,
+        }
+    }
+}
+
+pub(crate) struct Hub {
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    store: Box<dyn Store>,
+    outboxes: HashMap<ClientId, Outbox>,
+}
+
+impl fmt::Debug for Hub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never waits for the lock: formatting must not deadlock under it.
+        match self.inner.try_lock() {
+            Ok(inner) => f
+                .debug_struct("Hub")
+                .field("clients", &inner.outboxes.len())
+                .field("stats", &inner.store.stats())
+                .finish(),
+            Err(_) => f.debug_struct("Hub").finish_non_exhaustive(),
+        }
+    }
+}
+
+impl Hub {
+    pub(crate) fn new(store: Box<dyn Store>) -> Self {
+        Hub {
+            inner: Mutex::new(Inner {
+                store,
+                outboxes: HashMap::new(),
+            }),
+        }
+    }
+
+    // A panic under the lock cannot leave the registry half-updated in a way that matters
+    // more than stopping the tracker would, so a poisoned lock is used as it is.
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers a client; on success its outbox gets the welcome first and then everything
+    /// pushed to it.
+    pub(crate) fn register(
+        &self,
+        hello: &Hello,
+        outbox: Outbox,
+        heartbeat_interval_ms: u64,
+    ) -> Result<ClientId, Refusal> {
+        let mut inner = self.lock();
+        let client = inner.store.register(hello)?;
+        outbox::send(
+            &outbox,
+            &ServerFrame::Welcome {
+                client: client.0,
+                heartbeat_interval_ms,
+            },
+        );
+        inner.outboxes.insert(client, outbox);
+        Ok(client)
+    }
+
+    /// Handles a request: queues its reply to the client, then the views it changed to their
+    /// members. After [`Reply::Bye`] the client is gone from the store and gets nothing more.
+    pub(crate) fn request(&self, client: ClientId, id: u64, request: Request) -> Outcome {
+        let mut inner = self.lock();
+        let (reply, pushes) = inner.store.handle(client, request);
+        let outcome = Outcome::of(&reply);
+        if let Some(out) = inner.outboxes.get(&client) {
+            let bytes = outbox::encode(&ServerFrame::Reply { id, reply }).or_else(|| {
+                outbox::encode(&ServerFrame::Reply {
+                    id,
+                    reply: Reply::Error {
+                        code: ErrorCode::BadRequest,
+                        message: "the reply is too large to send".to_owned(),
+                    },
+                })
+            });
+            if let Some(bytes) = bytes {
+                let _ = out.send(bytes);
+            }
+        }
+        if outcome == Outcome::Bye {
+            inner.outboxes.remove(&client);
+        }
+        inner.deliver(pushes);
+        outcome
+    }
+
+    /// Removes a client from the store and forgets its outbox; the others get the new views.
+    pub(crate) fn remove(&self, client: ClientId, why: Departure) {
+        let mut inner = self.lock();
+        let pushes = inner.store.remove(client, why);
+        inner.outboxes.remove(&client);
+        inner.deliver(pushes);
+    }
+
+    pub(crate) fn note_bad_connection(&self) {
+        self.lock().store.note_bad_connection();
+    }
+
+    pub(crate) fn stats(&self) -> TrackerStats {
+        self.lock().store.stats()
+    }
+}
+
+impl Inner {
+    /// Queues each push to its client. The pushes of one change carry the same view, so it is
+    /// encoded once.
+    fn deliver(&self, pushes: Vec<Push>) {
+        let mut last: Option<(&View, Option<Bytes>)> = None;
+        for push in &pushes {
+            let bytes = match &last {
+                Some((view, bytes)) if *view == &push.view => bytes.clone(),
+                _ => {
+                    let bytes = outbox::encode(&ServerFrame::ViewChange(push.view.clone()));
+                    last = Some((&push.view, bytes.clone()));
+                    bytes
+                }
+            };
+            if let (Some(out), Some(bytes)) = (self.outboxes.get(&push.to), bytes) {
+                let _ = out.send(bytes);
+            }
+        }
+    }
+}

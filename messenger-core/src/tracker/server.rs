@@ -1,0 +1,198 @@
+//! The accept loop and the tracker's lifetime: bind, serve until a shutdown future resolves,
+//! then close every connection.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+use tokio::task::{JoinHandle, JoinSet};
+use tracing::{error, info, warn};
+
+use crate::protocol::wire::TrackerStats;
+
+use super::config::TrackerConfig;
+use super::connection;
+use super::hub::Hub;
+use super::log::{MetricsLog, TRACKER_TARGET};
+use super::store::{MemoryStore, Store};
+
+/// Pause after a failed accept (typically: out of file descriptors) before trying again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// What the accept loop and every connection share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) hub: Hub,
+    pub(crate) config: TrackerConfig,
+    pub(crate) metrics_log: MetricsLog,
+}
+
+/// A tracker bound to its TCP port, ready to [`run`](Tracker::run).
+#[derive(Debug)]
+pub struct Tracker {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl Tracker {
+    /// Binds the tracker's TCP port (port 0 picks a free one) with the embedded
+    /// [`MemoryStore`]. Fails if the port cannot be bound or the JSON metrics file (when
+    /// configured) cannot be opened.
+    pub async fn bind(addr: SocketAddr, config: TrackerConfig) -> io::Result<Tracker> {
+        let listener = TcpListener::bind(addr).await?;
+        Tracker::from_listener(listener, config)
+    }
+
+    /// A tracker on an already bound listener, with the embedded [`MemoryStore`].
+    pub fn from_listener(listener: TcpListener, config: TrackerConfig) -> io::Result<Tracker> {
+        let store = MemoryStore::new(config.policy.clone());
+        Tracker::with_store(listener, config, store)
+    }
+
+    /// A tracker on an already bound listener, keeping its registry in `store` (the store
+    /// enforces its own access policy; `config.policy` is not used).
+    pub fn with_store(
+        listener: TcpListener,
+        config: TrackerConfig,
+        store: impl Store + 'static,
+    ) -> io::Result<Tracker> {
+        let local_addr = listener.local_addr()?;
+        let metrics_log = MetricsLog::open(config.log_json.as_deref())?;
+        Ok(Tracker {
+            listener,
+            local_addr,
+            shared: Arc::new(Shared {
+                hub: Hub::new(Box::new(store)),
+                config,
+                metrics_log,
+            }),
+        })
+    }
+
+    /// Binds a tracker and runs it in a task of the current tokio runtime until the returned
+    /// handle is shut down (or dropped).
+    pub async fn spawn(addr: SocketAddr, config: TrackerConfig) -> io::Result<TrackerHandle> {
+        let tracker = Tracker::bind(addr, config).await?;
+        let local_addr = tracker.local_addr;
+        let shared = Arc::clone(&tracker.shared);
+        let (stop, stopped) = oneshot::channel::<()>();
+        // A dropped sender resolves the receiver too: dropping the handle stops the tracker.
+        let task = tokio::spawn(tracker.run(async move {
+            let _ = stopped.await;
+        }));
+        Ok(TrackerHandle {
+            local_addr,
+            shared,
+            stop,
+            task,
+        })
+    }
+
+    /// The address the tracker listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The tracker-wide counters.
+    pub fn stats(&self) -> TrackerStats {
+        self.shared.hub.stats()
+    }
+
+    /// Accepts and serves clients until `shutdown` resolves; then stops accepting, ends every
+    /// session (without metrics lines: the clients did not leave), closes every connection and
+    /// returns once all of them are closed.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        let Tracker {
+            listener,
+            local_addr,
+            shared,
+        } = self;
+        let (stop, stopped) = watch::channel(false);
+        let mut connections = JoinSet::new();
+        tokio::pin!(shutdown);
+        info!(target: TRACKER_TARGET, addr = %local_addr, "tracker listening on {local_addr}");
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        connections.spawn(connection::serve(
+                            stream,
+                            peer,
+                            Arc::clone(&shared),
+                            stopped.clone(),
+                        ));
+                    }
+                    Err(e) => {
+                        warn!(target: TRACKER_TARGET, error = %e, "accept failed");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    }
+                },
+                Some(done) = connections.join_next(), if !connections.is_empty() => {
+                    report_panic(done);
+                }
+            }
+        }
+        drop(listener);
+        let open = connections.len();
+        info!(target: TRACKER_TARGET, "tracker stopping, closing {open} connections");
+        let _ = stop.send(true);
+        while let Some(done) = connections.join_next().await {
+            report_panic(done);
+        }
+        info!(target: TRACKER_TARGET, addr = %local_addr, "tracker stopped");
+        Ok(())
+    }
+}
+
+fn report_panic(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        if e.is_panic() {
+            error!(target: TRACKER_TARGET, "a connection task panicked: {e}");
+        }
+    }
+}
+
+/// A tracker running in a task (see [`Tracker::spawn`]). Dropping the handle stops the
+/// tracker without waiting for it; [`TrackerHandle::shutdown`] stops it and waits.
+#[derive(Debug)]
+pub struct TrackerHandle {
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<io::Result<()>>,
+}
+
+impl TrackerHandle {
+    /// The address the tracker listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The tracker-wide counters.
+    pub fn stats(&self) -> TrackerStats {
+        self.shared.hub.stats()
+    }
+
+    /// Stops the tracker and waits until every connection is closed.
+    ///
+    /// # Panics
+    ///
+    /// If the tracker's task panicked (a bug), the panic goes on here.
+    pub async fn shutdown(self) {
+        let TrackerHandle { stop, task, .. } = self;
+        let _ = stop.send(());
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => error!(target: TRACKER_TARGET, error = %e, "the tracker failed"),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => error!(target: TRACKER_TARGET, error = %e, "the tracker task was cancelled"),
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! End to end over real sockets on 127.0.0.1: a tracker and clients in this process (and
+//! member processes where a crash is needed). Tests wait for events with timeouts, never sleep.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use messenger_core::client::{Client, ClientConfig, ClientEvent};
+use messenger_core::protocol::wire::{Data, Datagram, Frame, Header};
+use messenger_core::protocol::{SeqNo, ViewId};
+use messenger_core::tracker::{Tracker, TrackerConfig};
+use messenger_core::{ErrorCode, FaultConfig, Order};
+use support::{check_fifo, Log};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn local() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+async fn client(tracker: SocketAddr, name: &str, faults: Option<FaultConfig>) -> (Client, Log) {
+    let log = Log::new();
+    let mut config = ClientConfig::new(tracker, name);
+    // An explicit "no faults" so that MESSENGER_FAULTS in the environment cannot change a test.
+    config.faults = Some(faults.unwrap_or_default());
+    let c = Client::connect(config, log.handler())
+        .await
+        .unwrap_or_else(|e| panic!("{name} connects: {e}"));
+    (c, log)
+}
+
+/// Four clients, a FIFO group and a total-order group, everyone in both, everyone sending
+/// `per_sender` messages to each: every log exact, FIFO per sender, total-order logs identical.
+async fn exchange(faults: Option<FaultConfig>, per_sender: u64) {
+    let tracker = Tracker::spawn(local(), TrackerConfig::default())
+        .await
+        .expect("tracker binds");
+    let addr = tracker.local_addr();
+    let names = ["ann", "bob", "cid", "dee"];
+    let mut clients = Vec::new();
+    for name in names {
+        clients.push(client(addr, name, faults).await);
+    }
+    for (c, _) in &clients {
+        c.join("fifo-room", Order::Fifo, None)
+            .await
+            .expect("join fifo");
+        c.join("total-room", Order::Total, None)
+            .await
+            .expect("join total");
+    }
+    for (c, log) in &clients {
+        for g in ["fifo-room", "total-room"] {
+            log.wait_for(
+                &format!("{} sees 4 members in {g}", c.username()),
+                WAIT,
+                |s| s.has_members(g, 4),
+            )
+            .await;
+        }
+    }
+    // Everyone sends concurrently.
+    let mut senders = Vec::new();
+    for (c, _) in &clients {
+        let c = c.clone();
+        senders.push(tokio::spawn(async move {
+            for i in 1..=per_sender {
+                for g in ["fifo-room", "total-room"] {
+                    let text = format!("{}-{i}", c.username());
+                    let seq = c.send(g, text).await.expect("send");
+                    assert_eq!(seq, i);
+                }
+            }
+        }));
+    }
+    for s in senders {
+        s.await.expect("sender task");
+    }
+    let expected = (names.len() as u64 * per_sender) as usize;
+    for (c, log) in &clients {
+        for g in ["fifo-room", "total-room"] {
+            log.wait_for(
+                &format!("{} delivers all of {g}", c.username()),
+                WAIT,
+                |s| s.count(g) >= expected,
+            )
+            .await;
+        }
+    }
+    let mut reference: Option<Vec<(String, u64, String)>> = None;
+    for (c, log) in &clients {
+        for g in ["fifo-room", "total-room"] {
+            let deliveries = log.deliveries(g);
+            assert_eq!(
+                deliveries.len(),
+                expected,
+                "{} {g}: exact count",
+                c.username()
+            );
+            let per = check_fifo(c.username(), &deliveries);
+            for name in names {
+                assert_eq!(
+                    per.get(name),
+                    Some(&per_sender),
+                    "{} {g} from {name}",
+                    c.username()
+                );
+            }
+        }
+        let total = log.deliveries("total-room");
+        match &reference {
+            None => reference = Some(total),
+            Some(r) => assert_eq!(&total, r, "{}: total order differs", c.username()),
+        }
+        let m = c.metrics();
+        assert_eq!(m.sent, 2 * per_sender);
+        assert_eq!(m.received, 2 * (names.len() as u64 - 1) * per_sender);
+    }
+    for (c, _) in &clients {
+        c.quit().await.expect("quit");
+    }
+    tracker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_clients_two_groups_exact_logs() {
+    exchange(None, 1_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_clients_two_groups_exact_logs_under_injected_faults() {
+    let faults = FaultConfig::parse("loss=0.1,dup=0.05,reorder=0.2,seed=7").unwrap();
+    exchange(Some(faults), 1_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracker_errors_reach_the_client_as_typed_errors() {
+    let tracker = Tracker::spawn(local(), TrackerConfig::default())
+        .await
+        .expect("tracker binds");
+    let addr = tracker.local_addr();
+    let (a, _) = client(addr, "ann", None).await;
+    // Username taken.
+    let err = Client::connect(ClientConfig::new(addr, "ann"), ())
+        .await
+        .expect_err("duplicate name");
+    assert_eq!(err.code(), Some(ErrorCode::UsernameTaken));
+    // Order mismatch, not a member, unknown group.
+    a.join("room", Order::Total, None).await.expect("join");
+    let (b, _) = client(addr, "bob", None).await;
+    let err = b
+        .join("room", Order::Fifo, None)
+        .await
+        .expect_err("other order");
+    assert_eq!(err.code(), Some(ErrorCode::OrderMismatch));
+    let err = b.leave("room").await.expect_err("not in it");
+    assert_eq!(err.code(), Some(ErrorCode::NotAMember));
+    let err = b.members("nowhere").await.expect_err("no such group");
+    assert_eq!(err.code(), Some(ErrorCode::UnknownGroup));
+    // Sending to a group one is not in is refused locally.
+    assert!(matches!(
+        b.send("room", "x").await,
+        Err(messenger_core::ClientError::NotJoined(_))
+    ));
+    // And after all that, a normal request works.
+    let groups = b.groups().await.expect("list groups");
+    assert_eq!(groups.len(), 1);
+    a.quit().await.expect("quit");
+    b.quit().await.expect("quit");
+    tracker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spoofed_datagram_is_dropped_and_counted() {
+    let tracker = Tracker::spawn(local(), TrackerConfig::default())
+        .await
+        .expect("tracker binds");
+    let addr = tracker.local_addr();
+    let (a, alog) = client(addr, "ann", None).await;
+    let (b, _) = client(addr, "bob", None).await;
+    a.join("room", Order::Fifo, None).await.expect("join");
+    let view = b.join("room", Order::Fifo, None).await.expect("join");
+    alog.wait_for("ann sees bob", WAIT, |s| s.has_members("room", 2))
+        .await;
+    let bob = view
+        .members
+        .iter()
+        .find(|m| m.name == "bob")
+        .expect("bob in view")
+        .clone();
+    // A forged datagram claiming to be bob, from another socket.
+    let forger = tokio::net::UdpSocket::bind(local()).await.unwrap();
+    let datagram = Datagram {
+        header: Header {
+            group: view.group_id,
+            sender: bob.id,
+            view: ViewId(view.view_id),
+        },
+        frames: vec![Frame::Data(Data {
+            seq: SeqNo(1),
+            view: ViewId(view.view_id),
+            stamp: 0,
+            payload: bytes::Bytes::from_static(b"forged"),
+        })],
+    };
+    let before = a.metrics().dropped_datagrams;
+    forger
+        .send_to(&datagram.encode().unwrap(), a.udp_addr())
+        .await
+        .unwrap();
+    forger.send_to(b"garbage", a.udp_addr()).await.unwrap();
+    // A genuine message from bob after the forgeries: when it arrives, they have been handled.
+    b.send("room", "bob-1").await.expect("send");
+    alog.wait_for("ann gets bob's real message", WAIT, |s| {
+        s.count("room") >= 1
+    })
+    .await;
+    let deliveries = alog.deliveries("room");
+    assert_eq!(deliveries, vec![("bob".into(), 1, "bob-1".into())]);
+    assert!(a.metrics().dropped_datagrams >= before + 2);
+    a.quit().await.unwrap();
+    b.quit().await.unwrap();
+    tracker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_reconnect_and_rejoin_after_the_tracker_restarts() {
+    let first = Tracker::spawn(local(), TrackerConfig::default())
+        .await
+        .expect("tracker binds");
+    let addr = first.local_addr();
+    let (a, alog) = client(addr, "ann", None).await;
+    let (b, blog) = client(addr, "bob", None).await;
+    a.join("room", Order::Total, None).await.expect("join");
+    b.join("room", Order::Total, None).await.expect("join");
+    alog.wait_for("ann sees bob", WAIT, |s| s.has_members("room", 2))
+        .await;
+    first.shutdown().await;
+    for log in [&alog, &blog] {
+        log.wait_for("tracker lost", WAIT, |s| {
+            s.events
+                .iter()
+                .any(|e| matches!(e, ClientEvent::TrackerLost { .. }))
+        })
+        .await;
+    }
+    let second = Tracker::spawn(addr, TrackerConfig::default())
+        .await
+        .expect("tracker binds the same port again");
+    for log in [&alog, &blog] {
+        log.wait_for("reconnected and re-joined", WAIT, |s| {
+            s.events.iter().any(|e| {
+                matches!(e, ClientEvent::Reconnected { groups } if groups == &["room".to_string()])
+            })
+        })
+        .await;
+    }
+    for log in [&alog, &blog] {
+        log.wait_for("both back in the room", WAIT, |s| s.has_members("room", 2))
+            .await;
+    }
+    a.send("room", "ann-1").await.expect("send after restart");
+    b.send("room", "bob-1").await.expect("send after restart");
+    for log in [&alog, &blog] {
+        log.wait_for("both messages", WAIT, |s| s.count("room") >= 2)
+            .await;
+    }
+    assert_eq!(alog.deliveries("room"), blog.deliveries("room"));
+    a.quit().await.unwrap();
+    b.quit().await.unwrap();
+    second.shutdown().await;
+}

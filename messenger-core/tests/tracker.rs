@@ -1,0 +1,1041 @@
+//! The tracker over real TCP on loopback: hello, requests and their errors, view pushes and
+//! their order, bad input, heartbeat failures, statistics, metrics logs and shutdown.
+//!
+//! Tests never sleep to synchronise: they wait for the frame they expect, with a timeout. The
+//! test client reads in a background task that answers heartbeats (unless told not to), so a
+//! client the test is not looking at stays alive.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use messenger_core::protocol::wire::{
+    encode_control, ClientFrame, ErrorCode, FrameDecoder, Hello, MetricsReport, Order, Reply,
+    Request, ServerFrame, TrackerStats, View, CONTROL_VERSION,
+};
+use messenger_core::protocol::{MemberId, ViewId};
+use messenger_core::tracker::{AccessPolicy, Tracker, TrackerConfig, TrackerHandle};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::timeout;
+
+/// Longest wait for anything expected (generous: CI machines can be slow).
+const WAIT: Duration = Duration::from_secs(5);
+
+fn udp(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+async fn start(config: TrackerConfig) -> TrackerHandle {
+    Tracker::spawn(udp(0), config).await.expect("tracker binds")
+}
+
+async fn start_open() -> TrackerHandle {
+    start(TrackerConfig::default()).await
+}
+
+/// A raw control-protocol client.
+struct TestClient {
+    name: String,
+    writer: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,
+    /// Every frame but heartbeats; `Err` for an undecodable one; closed at end of stream.
+    frames: mpsc::UnboundedReceiver<Result<ServerFrame, String>>,
+    /// Whether the reader task answers heartbeats.
+    answering: Arc<AtomicBool>,
+    /// The metrics sent with heartbeat answers.
+    metrics: Arc<Mutex<MetricsReport>>,
+    /// How many heartbeats were answered so far.
+    answered: watch::Receiver<u64>,
+    /// Views received while waiting for something else, oldest first.
+    pending_views: VecDeque<View>,
+    /// Every view received, in order.
+    seen: Vec<View>,
+    next_id: u64,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestClient {
+    /// Hangs up: the reader task holds the socket too.
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+impl TestClient {
+    async fn connect(addr: SocketAddr, name: &str) -> TestClient {
+        let stream = timeout(WAIT, TcpStream::connect(addr))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        let (mut reader, writer) = stream.into_split();
+        let writer = Arc::new(tokio::sync::Mutex::new(writer));
+        let (tx, frames) = mpsc::unbounded_channel();
+        let answering = Arc::new(AtomicBool::new(true));
+        let metrics = Arc::new(Mutex::new(MetricsReport::default()));
+        let (answered_tx, answered) = watch::channel(0u64);
+        let reader = {
+            let (writer, answering, metrics) = (writer.clone(), answering.clone(), metrics.clone());
+            tokio::spawn(async move {
+                let mut decoder = FrameDecoder::new();
+                let mut buf = vec![0u8; 8192];
+                loop {
+                    loop {
+                        match decoder.next_frame::<ServerFrame>() {
+                            Ok(Some(ServerFrame::Heartbeat { nonce })) => {
+                                if answering.load(Ordering::SeqCst) {
+                                    let m = *metrics.lock().expect("metrics");
+                                    let ack = ClientFrame::HeartbeatAck { nonce, metrics: m };
+                                    let bytes = encode_control(&ack).expect("encode");
+                                    let _ = writer.lock().await.write_all(&bytes).await;
+                                    answered_tx.send_modify(|n| *n += 1);
+                                }
+                            }
+                            Ok(Some(frame)) => {
+                                let _ = tx.send(Ok(frame));
+                            }
+                            Ok(None) => break,
+                            Err(e) => {
+                                let _ = tx.send(Err(e.to_string()));
+                                return;
+                            }
+                        }
+                    }
+                    match reader.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => decoder.extend(&buf[..n]),
+                    }
+                }
+            })
+        };
+        TestClient {
+            name: name.to_owned(),
+            writer,
+            frames,
+            answering,
+            metrics,
+            answered,
+            pending_views: VecDeque::new(),
+            seen: Vec::new(),
+            next_id: 1,
+            reader,
+        }
+    }
+
+    /// Connects, says hello and expects the welcome.
+    async fn hello(addr: SocketAddr, name: &str) -> TestClient {
+        let mut c = TestClient::connect(addr, name).await;
+        c.send(&ClientFrame::Hello(hello_frame(name))).await;
+        match c.recv().await {
+            ServerFrame::Welcome {
+                client,
+                heartbeat_interval_ms,
+            } => {
+                assert!(client > 0);
+                assert!(heartbeat_interval_ms > 0);
+            }
+            other => panic!("{name}: expected Welcome, got {other:?}"),
+        }
+        c
+    }
+
+    async fn send(&mut self, frame: &ClientFrame) {
+        let bytes = encode_control(frame).expect("encode");
+        self.send_raw(&bytes).await;
+    }
+
+    async fn send_raw(&mut self, bytes: &[u8]) {
+        let mut w = self.writer.lock().await;
+        w.write_all(bytes).await.expect("write");
+    }
+
+    /// The next frame (heartbeats are answered and skipped); panics on timeout or close.
+    async fn recv(&mut self) -> ServerFrame {
+        let name = &self.name;
+        let frame = timeout(WAIT, self.frames.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{name}: no frame within {WAIT:?}"))
+            .unwrap_or_else(|| panic!("{name}: connection closed"))
+            .unwrap_or_else(|e| panic!("{name}: undecodable frame: {e}"));
+        if let ServerFrame::ViewChange(v) = &frame {
+            self.seen.push(v.clone());
+        }
+        frame
+    }
+
+    /// Waits until the tracker closes the connection; panics if a frame comes first.
+    async fn closed(&mut self) {
+        let name = &self.name;
+        match timeout(WAIT, self.frames.recv()).await {
+            Ok(None) => {}
+            Ok(Some(frame)) => panic!("{name}: expected the connection closed, got {frame:?}"),
+            Err(_) => panic!("{name}: connection still open after {WAIT:?}"),
+        }
+    }
+
+    /// Expects a connection-level error with `code`, then the connection closed.
+    async fn refused(&mut self, code: ErrorCode) -> String {
+        match self.recv().await {
+            ServerFrame::Error { code: got, message } => {
+                assert_eq!(got, code, "{message}");
+                self.closed().await;
+                message
+            }
+            other => panic!("{}: expected Error {code:?}, got {other:?}", self.name),
+        }
+    }
+
+    /// Sends a request and waits for its reply; views that arrive meanwhile are kept.
+    async fn request(&mut self, request: Request) -> Reply {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(&ClientFrame::Request { id, request }).await;
+        loop {
+            match self.recv().await {
+                ServerFrame::Reply { id: got, reply } => {
+                    assert_eq!(got, id, "{}: reply to another request", self.name);
+                    return reply;
+                }
+                ServerFrame::ViewChange(v) => self.pending_views.push_back(v),
+                other => panic!("{}: expected a reply, got {other:?}", self.name),
+            }
+        }
+    }
+
+    /// The next view pushed to this client.
+    async fn next_view(&mut self) -> View {
+        if let Some(v) = self.pending_views.pop_front() {
+            return v;
+        }
+        match self.recv().await {
+            ServerFrame::ViewChange(v) => v,
+            other => panic!("{}: expected a view, got {other:?}", self.name),
+        }
+    }
+
+    /// Views until one of `group` with id `id` (inclusive); at once if it came already.
+    async fn view_of(&mut self, group: &str, id: u64) -> View {
+        let wanted = |v: &View| v.name == group && v.id == ViewId(id);
+        if let Some(v) = self.seen.iter().find(|v| wanted(v)).cloned() {
+            if self.pending_views.iter().any(wanted) {
+                while let Some(p) = self.pending_views.pop_front() {
+                    if wanted(&p) {
+                        break;
+                    }
+                }
+            }
+            return v;
+        }
+        loop {
+            let v = self.next_view().await;
+            if v.name == group && v.id == ViewId(id) {
+                return v;
+            }
+            assert!(
+                v.name != group || v.id < ViewId(id),
+                "{}: view {} of {group} skipped past {id}",
+                self.name,
+                v.id
+            );
+        }
+    }
+
+    async fn expect_error(&mut self, request: Request, code: ErrorCode) -> String {
+        match self.request(request).await {
+            Reply::Error { code: got, message } => {
+                assert_eq!(got, code, "{}: {message}", self.name);
+                message
+            }
+            other => panic!("{}: expected Error {code:?}, got {other:?}", self.name),
+        }
+    }
+
+    /// Joins and checks the reply comes before the view it caused, which comes next.
+    async fn join(&mut self, group: &str, order: Order) -> (MemberId, View) {
+        self.join_with(group, order, None).await
+    }
+
+    async fn join_with(
+        &mut self,
+        group: &str,
+        order: Order,
+        password: Option<&str>,
+    ) -> (MemberId, View) {
+        let reply = self
+            .request(Request::Join {
+                group: group.to_owned(),
+                order,
+                password: password.map(str::to_owned),
+            })
+            .await;
+        let Reply::Joined { member, view } = reply else {
+            panic!("{}: join {group} failed: {reply:?}", self.name);
+        };
+        assert!(view.contains(member));
+        assert!(
+            !self
+                .pending_views
+                .iter()
+                .any(|v| v.name == group && v.id >= view.id),
+            "the view of a join came before its reply"
+        );
+        match self.recv().await {
+            ServerFrame::ViewChange(pushed) => assert_eq!(pushed, view),
+            other => panic!("{}: expected the join's view, got {other:?}", self.name),
+        }
+        (member, view)
+    }
+
+    /// Leaves and returns the view pushed to the leaver (without it).
+    async fn leave(&mut self, group: &str) -> View {
+        let reply = self
+            .request(Request::Leave {
+                group: group.to_owned(),
+            })
+            .await;
+        assert_eq!(reply, Reply::Left, "{}: leave {group}", self.name);
+        match self.recv().await {
+            ServerFrame::ViewChange(v) => {
+                assert_eq!(v.name, group);
+                assert!(v.members.iter().all(|m| m.name != self.name));
+                v
+            }
+            other => panic!("{}: expected the leave's view, got {other:?}", self.name),
+        }
+    }
+
+    async fn stats(&mut self) -> TrackerStats {
+        match self.request(Request::Stats).await {
+            Reply::Stats(s) => s,
+            other => panic!("expected Stats, got {other:?}"),
+        }
+    }
+
+    async fn quit(&mut self, metrics: MetricsReport) {
+        assert_eq!(self.request(Request::Quit { metrics }).await, Reply::Bye);
+        self.closed().await;
+    }
+
+    /// Checks that the tracker still answers this client.
+    async fn still_served(&mut self) {
+        let reply = self.request(Request::ListGroups).await;
+        assert!(matches!(reply, Reply::Groups(_)), "{reply:?}");
+    }
+
+    /// Waits until this client has answered `n` heartbeats.
+    async fn answered_heartbeats(&mut self, n: u64) {
+        timeout(WAIT, self.answered.wait_for(|&k| k >= n))
+            .await
+            .expect("heartbeats in time")
+            .expect("reader alive");
+    }
+}
+
+fn hello_frame(name: &str) -> Hello {
+    Hello {
+        version: CONTROL_VERSION,
+        username: name.to_owned(),
+        udp_addr: udp(40_000),
+    }
+}
+
+fn join_req(group: &str, order: Order, password: Option<&str>) -> Request {
+    Request::Join {
+        group: group.to_owned(),
+        order,
+        password: password.map(str::to_owned),
+    }
+}
+
+fn names(view: &View) -> Vec<&str> {
+    view.members.iter().map(|m| m.name.as_str()).collect()
+}
+
+/// A file name under the system temp dir that no other test (or run) uses.
+fn temp_file(tag: &str) -> PathBuf {
+    use std::sync::atomic::AtomicU64;
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    std::env::temp_dir().join(format!(
+        "messenger-tracker-{tag}-{}-{nanos}-{n}.jsonl",
+        std::process::id()
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn hello_gets_welcome_and_requests_get_one_reply_each() {
+    let tracker = start_open().await;
+    let mut a = TestClient::hello(tracker.local_addr(), "alice").await;
+    assert_eq!(a.request(Request::ListGroups).await, Reply::Groups(vec![]));
+    // Pipelined requests are answered in order, each once, with its own id.
+    for id in [7, 8, 9] {
+        a.send(&ClientFrame::Request {
+            id,
+            request: Request::ListGroups,
+        })
+        .await;
+    }
+    for id in [7, 8, 9] {
+        match a.recv().await {
+            ServerFrame::Reply { id: got, reply } => {
+                assert_eq!(got, id);
+                assert_eq!(reply, Reply::Groups(vec![]));
+            }
+            other => panic!("expected a reply, got {other:?}"),
+        }
+    }
+    a.quit(MetricsReport::default()).await;
+    tracker.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_hellos_are_refused_and_closed() {
+    let tracker = start_open().await;
+    let addr = tracker.local_addr();
+    let mut alice = TestClient::hello(addr, "alice").await;
+
+    let mut dup = TestClient::connect(addr, "alice-2").await;
+    dup.send(&ClientFrame::Hello(hello_frame("alice"))).await;
+    let message = dup.refused(ErrorCode::UsernameTaken).await;
+    assert!(message.contains("alice"), "{message}");
+
+    for bad in ["", "al ice", "tab\tbed", &"x".repeat(33)] {
+        let mut c = TestClient::connect(addr, "bad").await;
+        c.send(&ClientFrame::Hello(hello_frame(bad))).await;
+        c.refused(ErrorCode::InvalidName).await;
+    }
+
+    let mut old = TestClient::connect(addr, "old").await;
+    old.send(&ClientFrame::Hello(Hello {
+        version: CONTROL_VERSION + 1,
+        ..hello_frame("old")
+    }))
+    .await;
+    old.refused(ErrorCode::VersionMismatch).await;
+
+    // Alice is unaffected, and her name is free once she has quit.
+    assert_eq!(
+        alice.request(Request::ListGroups).await,
+        Reply::Groups(vec![])
+    );
+    alice.quit(MetricsReport::default()).await;
+    let mut again = TestClient::hello(addr, "alice").await;
+    assert_eq!(
+        again.request(Request::ListGroups).await,
+        Reply::Groups(vec![])
+    );
+}
+
+#[tokio::test]
+async fn request_errors_have_their_codes() {
+    let tracker = start_open().await;
+    let addr = tracker.local_addr();
+    let mut a = TestClient::hello(addr, "alice").await;
+    let mut b = TestClient::hello(addr, "bob").await;
+
+    let m = a
+        .expect_error(
+            Request::ListMembers {
+                group: "nowhere".into(),
+            },
+            ErrorCode::UnknownGroup,
+        )
+        .await;
+    assert!(m.contains("nowhere"), "{m}");
+    a.expect_error(
+        Request::Leave {
+            group: "nowhere".into(),
+        },
+        ErrorCode::UnknownGroup,
+    )
+    .await;
+    for bad in ["", "two words", &"g".repeat(40)] {
+        a.expect_error(join_req(bad, Order::Fifo, None), ErrorCode::InvalidName)
+            .await;
+    }
+
+    a.join("chat", Order::Fifo).await;
+    let m = a
+        .expect_error(
+            join_req("chat", Order::Fifo, None),
+            ErrorCode::AlreadyMember,
+        )
+        .await;
+    assert!(m.contains("alice") && m.contains("chat"), "{m}");
+    let m = b
+        .expect_error(
+            Request::Leave {
+                group: "chat".into(),
+            },
+            ErrorCode::NotAMember,
+        )
+        .await;
+    assert!(m.contains("bob") && m.contains("chat"), "{m}");
+    let m = b
+        .expect_error(
+            join_req("chat", Order::Total, None),
+            ErrorCode::OrderMismatch,
+        )
+        .await;
+    assert!(m.contains("chat"), "{m}");
+}
+
+#[tokio::test]
+async fn the_policy_guards_groups() {
+    let policy = AccessPolicy::from_toml_str(
+        r#"
+        [default]
+        create = true
+        [[group]]
+        name = "ops"
+        password = "s3cret"
+        max_members = 2
+        [[group]]
+        pattern = "team-*"
+        allow = ["alice", "bob"]
+        create = false
+        [[group]]
+        pattern = "team-?x"
+        allow = ["carol"]
+        "#,
+    )
+    .expect("valid policy");
+    let tracker = start(TrackerConfig::default().with_policy(policy)).await;
+    let addr = tracker.local_addr();
+    let mut a = TestClient::hello(addr, "alice").await;
+    let mut b = TestClient::hello(addr, "bob").await;
+    let mut c = TestClient::hello(addr, "carol").await;
+
+    // Password: missing, wrong, right; then the member limit.
+    let m = a
+        .expect_error(join_req("ops", Order::Fifo, None), ErrorCode::AccessDenied)
+        .await;
+    assert!(m.contains("ops"), "{m}");
+    a.expect_error(
+        join_req("ops", Order::Fifo, Some("guess")),
+        ErrorCode::AccessDenied,
+    )
+    .await;
+    a.join_with("ops", Order::Fifo, Some("s3cret")).await;
+    b.join_with("ops", Order::Fifo, Some("s3cret")).await;
+    let m = c
+        .expect_error(
+            join_req("ops", Order::Fifo, Some("s3cret")),
+            ErrorCode::GroupFull,
+        )
+        .await;
+    assert!(m.contains("ops"), "{m}");
+
+    // Allow-list, and a group that joining may not create.
+    let m = c
+        .expect_error(
+            join_req("team-a", Order::Fifo, None),
+            ErrorCode::AccessDenied,
+        )
+        .await;
+    assert!(m.contains("carol"), "{m}");
+    let m = a
+        .expect_error(
+            join_req("team-a", Order::Fifo, None),
+            ErrorCode::AccessDenied,
+        )
+        .await;
+    assert!(m.contains("team-a") && m.contains("created"), "{m}");
+    // The first matching pattern wins: team-* comes before team-?x.
+    c.expect_error(
+        join_req("team-zx", Order::Fifo, None),
+        ErrorCode::AccessDenied,
+    )
+    .await;
+    // Everything else is open.
+    c.join("lobby", Order::Total).await;
+}
+
+#[tokio::test]
+async fn views_go_to_every_member_and_to_the_leaver() {
+    let tracker = start_open().await;
+    let addr = tracker.local_addr();
+    let mut a = TestClient::hello(addr, "alice").await;
+    let mut b = TestClient::hello(addr, "bob").await;
+    let mut c = TestClient::hello(addr, "carol").await;
+
+    let (ma, v1) = a.join("chat", Order::Total).await;
+    assert_eq!(v1.id, ViewId(1));
+    assert_eq!(names(&v1), ["alice"]);
+    assert_eq!(v1.member(ma).map(|m| m.joined), Some(ViewId(1)));
+    assert_eq!(v1.member(ma).map(|m| m.addr), Some(udp(40_000)));
+
+    let (mb, v2) = b.join("chat", Order::Total).await;
+    assert_eq!(a.next_view().await, v2);
+    assert_eq!(v2.id, ViewId(2));
+    assert!(mb > ma);
+
+    let (mc, v3) = c.join("chat", Order::Total).await;
+    assert_eq!(a.next_view().await, v3);
+    assert_eq!(b.next_view().await, v3);
+    assert_eq!(names(&v3), ["alice", "bob", "carol"]);
+    assert_eq!(v3.member(mc).map(|m| m.joined), Some(ViewId(3)));
+
+    let v4 = b.leave("chat").await;
+    assert_eq!(v4.id, ViewId(4));
+    assert_eq!(names(&v4), ["alice", "carol"]);
+    assert_eq!(a.next_view().await, v4);
+    assert_eq!(c.next_view().await, v4);
+    assert_eq!(
+        a.request(Request::ListMembers {
+            group: "chat".into()
+        })
+        .await,
+        Reply::Members(v4.clone())
+    );
+
+    // Joining again is a new membership.
+    let (mb2, v5) = b.join("chat", Order::Total).await;
+    assert!(mb2 > mc);
+    assert_eq!(v5.id, ViewId(5));
+    assert_eq!(a.next_view().await, v5);
+    assert_eq!(c.next_view().await, v5);
+
+    // Groups are listed by name; an emptied group disappears and comes back anew.
+    a.join("zoo", Order::Fifo).await;
+    let Reply::Groups(groups) = c.request(Request::ListGroups).await else {
+        panic!("expected Groups");
+    };
+    let listed: Vec<_> = groups
+        .iter()
+        .map(|g| (g.name.as_str(), g.members))
+        .collect();
+    assert_eq!(listed, [("chat", 3), ("zoo", 1)]);
+    let empty = a.leave("zoo").await;
+    assert!(empty.members.is_empty());
+    let (_, zoo) = c.join("zoo", Order::Total).await;
+    assert_eq!(zoo.id, ViewId(1));
+    assert_ne!(zoo.group, empty.group);
+}
+
+#[tokio::test]
+async fn an_unspecified_udp_address_gets_the_connection_address() {
+    let tracker = start_open().await;
+    let mut a = TestClient::connect(tracker.local_addr(), "alice").await;
+    a.send(&ClientFrame::Hello(Hello {
+        udp_addr: SocketAddr::from(([0, 0, 0, 0], 5555)),
+        ..hello_frame("alice")
+    }))
+    .await;
+    assert!(matches!(a.recv().await, ServerFrame::Welcome { .. }));
+    let (_, v) = a.join("g", Order::Fifo).await;
+    assert_eq!(v.members[0].addr, udp(5555));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_member_sees_the_views_of_a_group_in_the_same_order() {
+    let tracker = start_open().await;
+    let addr = tracker.local_addr();
+    let mut anchor = TestClient::hello(addr, "anchor").await;
+    anchor.join("g", Order::Total).await;
+
+    const CLIENTS: usize = 6;
+    let mut tasks = Vec::new();
+    for i in 0..CLIENTS {
+        let mut c = TestClient::hello(addr, &format!("c{i}")).await;
+        tasks.push(tokio::spawn(async move {
+            c.join("g", Order::Total).await;
+            c.join("other", Order::Fifo).await;
+            c.leave("g").await;
+            c.join("g", Order::Total).await;
+            c
+        }));
+    }
+    let mut clients = vec![anchor];
+    for t in tasks {
+        clients.push(t.await.expect("client task"));
+    }
+    let Reply::Members(last) = clients[0]
+        .request(Request::ListMembers { group: "g".into() })
+        .await
+    else {
+        panic!("expected Members");
+    };
+    assert_eq!(last.id, ViewId(1 + 3 * CLIENTS as u64));
+    assert_eq!(last.members.len(), CLIENTS + 1);
+    for c in clients.iter_mut() {
+        c.view_of("g", last.id.0).await;
+    }
+
+    // Same view id, same view everywhere; ids only grow at each client; every member of a
+    // view received it.
+    let mut by_id: BTreeMap<ViewId, View> = BTreeMap::new();
+    for c in &clients {
+        let mut previous = ViewId(0);
+        for v in c.seen.iter().filter(|v| v.name == "g") {
+            assert!(
+                v.id > previous,
+                "{} saw view {} after {}",
+                c.name,
+                v.id,
+                previous
+            );
+            previous = v.id;
+            let known = by_id.entry(v.id).or_insert_with(|| v.clone());
+            assert_eq!(known, v, "two versions of view {}", v.id);
+        }
+    }
+    assert_eq!(
+        by_id.len() as u64,
+        last.id.0,
+        "every view was seen by someone"
+    );
+    for (id, view) in &by_id {
+        for m in &view.members {
+            let c = clients.iter().find(|c| c.name == m.name).expect("member");
+            assert!(
+                c.seen.iter().any(|v| v.name == "g" && v.id == *id),
+                "{} is in view {id} but did not get it",
+                m.name
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn protocol_violations_close_only_the_offending_connection() {
+    let tracker = start_open().await;
+    let addr = tracker.local_addr();
+    let mut alice = TestClient::hello(addr, "alice").await;
+    alice.join("g", Order::Fifo).await;
+
+    // Garbage before the hello.
+    let mut c = TestClient::connect(addr, "garbage").await;
+    c.send_raw(&[0, 0, 0, 5, 0xff, 0xff, 0xff, 0xff, 0xff])
+        .await;
+    c.refused(ErrorCode::BadRequest).await;
+    alice.still_served().await;
+
+    // An oversized length prefix: refused at once, without waiting for the body.
+    let mut c = TestClient::connect(addr, "huge").await;
+    c.send_raw(&u32::MAX.to_be_bytes()).await;
+    c.refused(ErrorCode::BadRequest).await;
+    alice.still_served().await;
+
+    // A request before the hello.
+    let mut c = TestClient::connect(addr, "eager").await;
+    c.send(&ClientFrame::Request {
+        id: 1,
+        request: Request::ListGroups,
+    })
+    .await;
+    c.refused(ErrorCode::BadRequest).await;
+    alice.still_served().await;
+
+    // A heartbeat answer before the hello.
+    let mut c = TestClient::connect(addr, "early-ack").await;
+    c.send(&ClientFrame::HeartbeatAck {
+        nonce: 1,
+        metrics: MetricsReport::default(),
+    })
+    .await;
+    c.refused(ErrorCode::BadRequest).await;
+
+    // A second hello from a member: refused, closed, removed from its groups.
+    let mut bob = TestClient::hello(addr, "bob").await;
+    bob.join("g", Order::Fifo).await;
+    alice.view_of("g", 2).await;
+    bob.send(&ClientFrame::Hello(hello_frame("bob"))).await;
+    bob.refused(ErrorCode::BadRequest).await;
+    assert_eq!(names(&alice.view_of("g", 3).await), ["alice"]);
+
+    // Garbage after the hello, from a member.
+    let mut carol = TestClient::hello(addr, "carol").await;
+    carol.join("g", Order::Fifo).await;
+    alice.view_of("g", 4).await;
+    carol.send_raw(&[0, 0, 0, 3, 0xee, 0xee, 0xee]).await;
+    carol.refused(ErrorCode::BadRequest).await;
+    assert_eq!(names(&alice.view_of("g", 5).await), ["alice"]);
+
+    // A member that disconnects in the middle of a frame is removed.
+    let mut dave = TestClient::hello(addr, "dave").await;
+    dave.join("g", Order::Fifo).await;
+    alice.view_of("g", 6).await;
+    let frame = encode_control(&ClientFrame::Request {
+        id: 1,
+        request: Request::ListGroups,
+    })
+    .expect("encode");
+    dave.send_raw(&frame[..frame.len() - 1]).await;
+    drop(dave);
+    assert_eq!(names(&alice.view_of("g", 7).await), ["alice"]);
+
+    // A client that connects and hangs up before the hello harms nobody.
+    drop(TestClient::connect(addr, "shy").await);
+
+    let stats = alice.stats().await;
+    assert_eq!(stats.bad_connections, 6);
+    assert_eq!(stats.clients, 1);
+    assert_eq!(stats.clients_dropped, 0);
+    // Bob's name is free again.
+    TestClient::hello(addr, "bob").await;
+}
+
+fn read_json_lines(path: &PathBuf) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_answering_heartbeats_is_dropped() {
+    let log = temp_file("dropped");
+    let config = TrackerConfig {
+        heartbeat_interval: Duration::from_millis(50),
+        heartbeat_misses: 3,
+        log_json: Some(log.clone()),
+        ..TrackerConfig::default()
+    };
+    let tracker = start(config).await;
+    let addr = tracker.local_addr();
+    let mut alive = TestClient::hello(addr, "alive").await;
+    let mut silent = TestClient::hello(addr, "silent").await;
+    alive.join("g", Order::Total).await;
+    silent.join("g", Order::Total).await;
+    silent.join("solo", Order::Fifo).await;
+    alive.view_of("g", 2).await;
+
+    // Silent answers a few heartbeats with its metrics, then stops.
+    *silent.metrics.lock().expect("metrics") = MetricsReport {
+        sent: 7,
+        received: 3,
+        elapsed_micros: 1_000_000,
+        ..MetricsReport::default()
+    };
+    silent.answered_heartbeats(2).await;
+    silent.answering.store(false, Ordering::SeqCst);
+
+    let v = alive.view_of("g", 3).await;
+    assert_eq!(names(&v), ["alive"]);
+    silent.closed().await;
+
+    let stats = alive.stats().await;
+    assert_eq!(stats.clients_dropped, 1);
+    assert_eq!(stats.clients, 1);
+    assert_eq!(stats.groups, 1, "solo was deleted");
+    assert_eq!(tracker.stats().clients_dropped, 1);
+
+    // The failure is logged with the last metrics silent sent.
+    let lines = read_json_lines(&log);
+    let line = lines
+        .iter()
+        .find(|l| l["user"] == "silent")
+        .expect("a metrics line for silent");
+    assert_eq!(line["reason"], "dropped");
+    assert_eq!(line["sent"], 7);
+    assert_eq!(line["total"], 10);
+    assert_eq!(line["throughput_msgs_per_sec"], 10.0);
+    let _ = std::fs::remove_file(&log);
+    tracker.shutdown().await;
+}
+
+#[tokio::test]
+async fn stats_count_clients_groups_views_requests_and_errors() {
+    let tracker = start_open().await;
+    let addr = tracker.local_addr();
+    let mut a = TestClient::hello(addr, "alice").await;
+    let mut b = TestClient::hello(addr, "bob").await;
+    a.join("x", Order::Fifo).await; // 1 view pushed
+    b.join("x", Order::Fifo).await; // 2
+    b.join("y", Order::Total).await; // 1
+    b.leave("y").await; // 1 (to the leaver)
+    b.expect_error(
+        Request::Leave { group: "y".into() },
+        ErrorCode::UnknownGroup,
+    )
+    .await;
+    let stats = a.stats().await;
+    assert_eq!(
+        stats,
+        TrackerStats {
+            clients: 2,
+            groups: 1,
+            memberships: 2,
+            views_pushed: 5,
+            requests: 6,
+            errors: 1,
+            clients_dropped: 0,
+            bad_connections: 0,
+        }
+    );
+    assert_eq!(tracker.stats(), stats);
+}
+
+/// A `MakeWriter` into a shared buffer, to read what was logged.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("capture").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+
+    fn make_writer(&'a self) -> Capture {
+        self.clone()
+    }
+}
+
+impl Capture {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("capture")).into_owned()
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn metrics_of_a_quitting_client_are_logged_twice() {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(capture.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let log = temp_file("quit");
+    let config = TrackerConfig {
+        log_json: Some(log.clone()),
+        ..TrackerConfig::default()
+    };
+    let tracker = start(config).await;
+    let addr = tracker.local_addr();
+    let mut a = TestClient::hello(addr, "alice").await;
+    let mut b = TestClient::hello(addr, "bob").await;
+    let mut c = TestClient::hello(addr, "carol").await;
+    a.join("g", Order::Fifo).await;
+    b.join("g", Order::Fifo).await;
+    c.join("g", Order::Fifo).await;
+    a.quit(MetricsReport {
+        sent: 10,
+        received: 20,
+        elapsed_micros: 2_400_000,
+        latency_mean_micros: 420,
+        latency_p50_micros: 300,
+        latency_p99_micros: 1_200,
+        latency_max_micros: 2_000,
+        dropped_datagrams: 0,
+    })
+    .await;
+    // The tracker logs a client's metrics before it pushes the views without it.
+    assert_eq!(names(&c.view_of("g", 4).await), ["bob", "carol"]);
+    // Bob's TCP connection drops: logged as disconnected, with the (empty) metrics it sent.
+    drop(b);
+    assert_eq!(names(&c.view_of("g", 5).await), ["carol"]);
+    let lines = read_json_lines(&log);
+    tracker.shutdown().await;
+
+    let text = capture.text();
+    let human = "metrics alice: sent 10, received 20, total 30, throughput 12.5 msg/s, \
+                 latency mean 0.42 ms p50 0.30 ms p99 1.20 ms (quit)";
+    assert!(text.contains(human), "no human metrics line in:\n{text}");
+    assert!(text.contains("messenger::metrics"), "{text}");
+    let json_line = text
+        .lines()
+        .find(|l| l.contains(r#"{"user":"alice""#))
+        .expect("a JSON metrics line");
+    let json: serde_json::Value =
+        serde_json::from_str(&json_line[json_line.find('{').expect("json")..]).expect("valid JSON");
+    assert_eq!(json["reason"], "quit");
+    assert_eq!(json["sent"], 10);
+    assert_eq!(json["received"], 20);
+    assert_eq!(json["total"], 30);
+    assert_eq!(json["throughput_msgs_per_sec"], 12.5);
+    assert_eq!(json["latency_mean_ms"], 0.42);
+    assert_eq!(json["latency_p50_ms"], 0.3);
+    assert_eq!(json["latency_p99_ms"], 1.2);
+    assert_eq!(json["elapsed_s"], 2.4);
+    assert_eq!(
+        text.matches("metrics alice:").count(),
+        1,
+        "exactly one human line"
+    );
+    assert_eq!(
+        text.matches(r#""user":"alice""#).count(),
+        1,
+        "exactly one JSON line"
+    );
+    assert!(text.contains("alice joined g"), "{text}");
+    assert!(text.contains("messenger::tracker"), "{text}");
+
+    // The file has the same JSON lines: alice quit, bob disconnected.
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0], json);
+    assert_eq!(lines[1]["user"], "bob");
+    assert_eq!(lines[1]["reason"], "disconnected");
+    let _ = std::fs::remove_file(&log);
+}
+
+#[tokio::test]
+async fn run_returns_after_shutdown_and_closes_every_connection() {
+    let tracker = Tracker::bind(udp(0), TrackerConfig::default())
+        .await
+        .expect("bind");
+    let addr = tracker.local_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(tracker.run(async move {
+        let _ = stopped.await;
+    }));
+    let mut a = TestClient::hello(addr, "alice").await;
+    let mut b = TestClient::hello(addr, "bob").await;
+    a.join("g", Order::Fifo).await;
+    b.join("g", Order::Fifo).await;
+    // A connection that never said hello is closed too.
+    let mut idle = TestClient::connect(addr, "idle").await;
+
+    stop.send(()).expect("tracker running");
+    timeout(WAIT, server)
+        .await
+        .expect("run returns in time")
+        .expect("no panic")
+        .expect("run succeeds");
+    for c in [&mut a, &mut b, &mut idle] {
+        loop {
+            // Views pushed while closing may come first; then the end of the stream.
+            match timeout(WAIT, c.frames.recv())
+                .await
+                .expect("closed in time")
+            {
+                None => break,
+                Some(Ok(ServerFrame::ViewChange(_))) => {}
+                Some(other) => panic!("{}: unexpected {other:?}", c.name),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_spawned_tracker_stops_with_its_handle() {
+    let tracker = start_open().await;
+    let addr = tracker.local_addr();
+    let mut a = TestClient::hello(addr, "alice").await;
+    assert_eq!(tracker.stats().clients, 1);
+    timeout(WAIT, tracker.shutdown())
+        .await
+        .expect("shutdown in time");
+    a.closed().await;
+}

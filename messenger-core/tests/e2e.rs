@@ -271,3 +271,48 @@ async fn clients_reconnect_and_rejoin_after_the_tracker_restarts() {
     b.quit().await.unwrap();
     second.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quitting_clients_metrics_reach_the_tracker_log() {
+    let path = std::env::temp_dir().join(format!(
+        "messenger-e2e-metrics-{}-{}.jsonl",
+        std::process::id(),
+        line!()
+    ));
+    let _ = std::fs::remove_file(&path);
+    let config = TrackerConfig {
+        log_json: Some(path.clone()),
+        ..TrackerConfig::default()
+    };
+    let tracker = Tracker::spawn(local(), config)
+        .await
+        .expect("tracker binds");
+    let addr = tracker.local_addr();
+    let (a, alog) = client(addr, "ann", None).await;
+    let (b, blog) = client(addr, "bob", None).await;
+    a.join("room", Order::Fifo, None).await.expect("join");
+    b.join("room", Order::Fifo, None).await.expect("join");
+    // The sender must have bob in its view: messages sent before are not for him.
+    alog.wait_for("ann sees bob", WAIT, |s| s.has_members("room", 2))
+        .await;
+    for i in 1..=5 {
+        a.send("room", format!("ann-{i}")).await.expect("send");
+    }
+    blog.wait_for("bob gets 5", WAIT, |s| s.count("room") >= 5)
+        .await;
+    let metrics = b.quit().await.expect("quit");
+    assert_eq!((metrics.sent, metrics.received), (0, 5));
+    a.quit().await.expect("quit");
+    tracker.shutdown().await;
+    let text = std::fs::read_to_string(&path).expect("the JSON log exists");
+    let bob: serde_json::Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("each line is JSON"))
+        .find(|v| v["user"] == "bob")
+        .expect("a line for bob");
+    assert_eq!(bob["reason"], "quit");
+    assert_eq!(bob["sent"], 0);
+    assert_eq!(bob["received"], 5);
+    assert_eq!(bob["total"], 5);
+    let _ = std::fs::remove_file(&path);
+}

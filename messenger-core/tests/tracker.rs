@@ -787,6 +787,48 @@ async fn protocol_violations_close_only_the_offending_connection() {
     TestClient::hello(addr, "bob").await;
 }
 
+#[tokio::test]
+async fn a_client_that_never_reads_is_cut_off() {
+    let tracker = start_open().await;
+    let addr = tracker.local_addr();
+    let mut alice = TestClient::hello(addr, "alice").await;
+    alice.join("room", Order::Fifo).await;
+    // Large replies: a list of 100 groups with long names is about 3 KiB.
+    for i in 0..100 {
+        alice
+            .join(&format!("a-rather-long-group-name-{i:03}"), Order::Fifo)
+            .await;
+    }
+
+    // A raw client that pipelines a hello, a join and many requests, and never reads.
+    let mut hog = TcpStream::connect(addr).await.expect("connect");
+    let mut bytes = encode_control(&ClientFrame::Hello(hello_frame("hog"))).expect("encode");
+    let join = ClientFrame::Request {
+        id: 1,
+        request: join_req("room", Order::Fifo, None),
+    };
+    bytes.extend(encode_control(&join).expect("encode"));
+    let list = encode_control(&ClientFrame::Request {
+        id: 2,
+        request: Request::ListGroups,
+    })
+    .expect("encode");
+    for _ in 0..20_000 {
+        bytes.extend_from_slice(&list);
+    }
+    timeout(WAIT, hog.write_all(&bytes))
+        .await
+        .expect("the tracker keeps reading")
+        .expect("write");
+
+    // Once its unread backlog passes the limit, it is removed like a disconnected client.
+    assert_eq!(names(&alice.view_of("room", 2).await), ["alice", "hog"]);
+    assert_eq!(names(&alice.view_of("room", 3).await), ["alice"]);
+    let stats = alice.stats().await;
+    assert_eq!(stats.bad_connections, 1);
+    assert_eq!(stats.clients, 1);
+}
+
 fn read_json_lines(path: &PathBuf) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines()

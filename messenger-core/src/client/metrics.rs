@@ -79,6 +79,9 @@ impl LatencyHistogram {
             return 0;
         }
         let target = ((q.clamp(0.0, 1.0) * self.count as f64).ceil() as u64).max(1);
+        if target >= self.count {
+            return self.max;
+        }
         let mut seen = 0;
         for (b, n) in self.buckets.iter().enumerate() {
             seen += n;
@@ -209,7 +212,7 @@ mod tests {
         h.record(0);
         h.record(u64::MAX);
         assert_eq!(h.percentile(0.5), 0);
-        assert_eq!(h.percentile(1.0), u64::MAX.min(h.max()));
+        assert_eq!(h.percentile(1.0), h.max());
     }
 
     #[test]

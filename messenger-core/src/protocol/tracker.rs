@@ -549,6 +549,19 @@ impl Registry {
         }
     }
 
+    /// An empty registry whose group ids start above `group_id_base`.
+    ///
+    /// Datagrams carry the group id and are matched against it first, so a tracker that is
+    /// restarted should number its groups differently from its previous life: then a datagram
+    /// still in flight from a membership the old tracker made cannot land in a group the new
+    /// tracker made. The server passes a base derived from the time it started.
+    pub fn with_group_id_base(policy: AccessPolicy, group_id_base: u64) -> Self {
+        Registry {
+            next_group: group_id_base.saturating_add(1),
+            ..Registry::new(policy)
+        }
+    }
+
     // --- getters -------------------------------------------------------------------------
 
     pub fn policy(&self) -> &AccessPolicy {

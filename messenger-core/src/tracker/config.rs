@@ -10,8 +10,9 @@ use crate::protocol::tracker::{AccessPolicy, PolicyError};
 pub struct TrackerConfig {
     /// Time between two heartbeat probes of a client (default 1 s; at least 1 ms is used).
     pub heartbeat_interval: Duration,
-    /// A client that leaves this many probes in a row unanswered is removed (default 3; at
-    /// least 1 is used).
+    /// A client that leaves this many probes in a row unanswered is removed when the next
+    /// probe is due, so about `(heartbeat_misses + 1) * heartbeat_interval` after its last
+    /// answer (default 3; at least 1 is used).
     pub heartbeat_misses: u32,
     /// Who may join which group (default: open).
     pub policy: AccessPolicy,

@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{self, Instant, Interval, MissedTickBehavior};
 use tracing::{info, warn};
@@ -48,8 +48,8 @@ pub(crate) async fn serve(
 ) {
     let _ = stream.set_nodelay(true);
     let (reader, writer) = stream.into_split();
-    let (outbox, frames) = mpsc::unbounded_channel();
-    let writer = tokio::spawn(outbox::write_frames(writer, frames));
+    let (outbox, queue) = outbox::outbox();
+    let writer = tokio::spawn(outbox::write_frames(writer, queue));
     let mut connection = Connection {
         reader,
         decoder: FrameDecoder::new(),
@@ -84,6 +84,8 @@ enum Input {
     Closed,
     /// The tracker is shutting down.
     Stop,
+    /// The client leaves too much unread: its outbox is full.
+    Backlogged,
 }
 
 /// The registered client of a session and its heartbeat state.
@@ -121,6 +123,7 @@ impl Connection {
             tokio::select! {
                 biased;
                 _ = self.stop.changed() => return Input::Stop,
+                () = self.outbox.overflowed() => return Input::Backlogged,
                 _ = timer.tick() => return Input::Tick,
                 read = self.reader.read(&mut self.chunk) => match read {
                     Ok(0) | Err(_) => return Input::Closed,
@@ -188,7 +191,7 @@ impl Connection {
                 self.violation(None, format!("no hello within {} ms", limit.as_millis()));
                 return None;
             }
-            Input::Closed | Input::Stop => return None,
+            Input::Closed | Input::Stop | Input::Backlogged => return None,
         };
         if hello.udp_addr.ip().is_unspecified() {
             hello.udp_addr.set_ip(self.peer.ip());
@@ -223,7 +226,7 @@ impl Connection {
                     code = ?refusal.code,
                     "hello refused: {}", refusal.message
                 );
-                outbox::send_error(&self.outbox, refusal.code, refusal.message);
+                self.outbox.send_error(refusal.code, refusal.message);
                 None
             }
         }
@@ -270,14 +273,24 @@ impl Connection {
                         return End::Gone(Departure::Dropped, session.metrics);
                     }
                     session.probed += 1;
-                    outbox::send(
-                        &self.outbox,
-                        &ServerFrame::Heartbeat {
-                            nonce: session.probed,
-                        },
-                    );
+                    self.outbox.send(&ServerFrame::Heartbeat {
+                        nonce: session.probed,
+                    });
                 }
                 Input::Closed => return End::Gone(Departure::Disconnected, session.metrics),
+                Input::Backlogged => {
+                    // No error frame: it would not fit, and the client is not reading anyway.
+                    warn!(
+                        target: TRACKER_TARGET,
+                        user = %session.username,
+                        peer = %self.peer,
+                        "closing the connection of {}: {} bytes left unread",
+                        session.username,
+                        self.outbox.backlog()
+                    );
+                    self.shared.hub.note_bad_connection();
+                    return End::Gone(Departure::Disconnected, session.metrics);
+                }
                 Input::Stop => return End::Shutdown,
             }
         }
@@ -293,7 +306,7 @@ impl Connection {
             "closing the connection of {who}: {message}"
         );
         self.shared.hub.note_bad_connection();
-        outbox::send_error(&self.outbox, ErrorCode::BadRequest, message);
+        self.outbox.send_error(ErrorCode::BadRequest, message);
     }
 
     /// Closes the connection: flushes the outbox, sends end of stream, lingers, closes.

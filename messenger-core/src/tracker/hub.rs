@@ -104,13 +104,10 @@ impl Hub {
     ) -> Result<ClientId, Refusal> {
         let mut inner = self.lock();
         let client = inner.store.register(hello)?;
-        outbox::send(
-            &outbox,
-            &ServerFrame::Welcome {
-                client: client.0,
-                heartbeat_interval_ms,
-            },
-        );
+        outbox.send(&ServerFrame::Welcome {
+            client: client.0,
+            heartbeat_interval_ms,
+        });
         inner.outboxes.insert(client, outbox);
         Ok(client)
     }
@@ -132,7 +129,7 @@ impl Hub {
                 })
             });
             if let Some(bytes) = bytes {
-                let _ = out.send(bytes);
+                out.push(bytes);
             }
         }
         if outcome == Outcome::Bye {
@@ -174,7 +171,7 @@ impl Inner {
                 }
             };
             if let (Some(out), Some(bytes)) = (self.outboxes.get(&push.to), bytes) {
-                let _ = out.send(bytes);
+                out.push(bytes);
             }
         }
     }

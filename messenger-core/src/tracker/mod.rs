@@ -48,10 +48,11 @@
 //!
 //! # Ordering
 //!
-//! Every frame to a client goes through that client's outbox, an unbounded channel drained by
-//! the connection's writer task, so a slow reader never blocks the tracker. Replies and view
+//! Every frame to a client goes through that client's outbox, a channel drained by the
+//! connection's writer task, so a slow reader never blocks the tracker. Replies and view
 //! pushes are queued while the hub's lock is held: every client sees the views of a group in
-//! the same order, and the reply to a join comes before the view change it caused.
+//! the same order, and the reply to a join comes before the view change it caused. A client
+//! that leaves more than 16 MiB unread is disconnected (and counted as a bad connection).
 //!
 //! # Logs
 //!

@@ -38,10 +38,16 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
-    /// An empty store enforcing `policy`.
+    /// An empty store enforcing `policy`. Its group ids start from a base taken from the
+    /// clock, so that a restarted tracker never reuses the group ids of its previous life
+    /// (see [`Registry::with_group_id_base`]).
     pub fn new(policy: AccessPolicy) -> Self {
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
         MemoryStore {
-            registry: Registry::new(policy),
+            registry: Registry::with_group_id_base(policy, (millis & 0xffff_ffff) << 20),
         }
     }
 

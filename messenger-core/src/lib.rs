@@ -13,12 +13,16 @@
 //!   - `protocol::fifo`, `protocol::reliable`: per-sender order, NACK repair, session messages.
 //!   - `protocol::isis`, `protocol::flush`: total order and its failure resolution.
 //!   - `protocol::group`: one group's state machine composing the above.
+//!   - `protocol::tracker`: the tracker's registry (groups, members, views, access policy).
+//! - [`client`]: the application's handle ([`Client`], async; [`BlockingClient`]), with a
+//!   [`Handler`] for deliveries, views and events.
+//! - [`runtime`]: the tokio shell: the client's data-plane task and fault injection.
+//! - [`tracker`]: the tracker server ([`Tracker`]): TCP sessions, heartbeats, metrics log.
 //! - [`testing`] (feature `test-util`): a seeded network emulator (loss, duplication,
 //!   reordering, partitions, crashes) and a simulation driver that runs many members in virtual
 //!   time and collects their delivery logs.
 //!
-//! The tokio runtime, the tracker server and the client handle build on this crate's protocol
-//! (see docs/ARCHITECTURE.md for the plan and the state of each layer).
+//! docs/ARCHITECTURE.md shows the tasks and who owns what.
 
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations)]
@@ -43,3 +47,8 @@ pub use protocol::{
 };
 pub use runtime::FaultConfig;
 pub use tracker::{Tracker, TrackerConfig};
+
+/// The README's code blocks, compiled as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -245,6 +245,12 @@ async fn clients_reconnect_and_rejoin_after_the_tracker_restarts() {
         })
         .await;
     }
+    // Without a tracker, delivery among the members already known goes on.
+    a.send("room", "ann-during-outage")
+        .await
+        .expect("send while the tracker is down");
+    blog.wait_for("delivery during the outage", WAIT, |s| s.count("room") >= 1)
+        .await;
     let second = Tracker::spawn(addr, TrackerConfig::default())
         .await
         .expect("tracker binds the same port again");
@@ -263,10 +269,11 @@ async fn clients_reconnect_and_rejoin_after_the_tracker_restarts() {
     a.send("room", "ann-1").await.expect("send after restart");
     b.send("room", "bob-1").await.expect("send after restart");
     for log in [&alog, &blog] {
-        log.wait_for("both messages", WAIT, |s| s.count("room") >= 2)
+        log.wait_for("both messages", WAIT, |s| s.count("room") >= 3)
             .await;
     }
     assert_eq!(alog.deliveries("room"), blog.deliveries("room"));
+    assert_eq!(alog.deliveries("room")[0].2, "ann-during-outage");
     a.quit().await.unwrap();
     b.quit().await.unwrap();
     second.shutdown().await;

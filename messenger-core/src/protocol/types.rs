@@ -19,7 +19,8 @@ macro_rules! id_type {
 }
 
 id_type!(
-    /// A client, as numbered by the tracker (unique for the tracker's lifetime).
+    /// One membership of one group, as numbered by the tracker: a client that leaves and joins
+    /// again gets a new id.
     MemberId
 );
 id_type!(

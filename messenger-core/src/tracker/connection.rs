@@ -169,7 +169,9 @@ impl Connection {
                 self.shared.metrics_log.record(&username, why, &metrics);
                 self.shared.hub.remove(client, why);
             }
-            End::Shutdown => self.shared.hub.remove(client, Departure::Disconnected),
+            // The tracker is going away, not the client: no view changes are pushed (the
+            // clients keep their groups and re-join when a tracker is back).
+            End::Shutdown => {}
         }
     }
 

@@ -290,6 +290,9 @@ pub(crate) enum Dispatch {
     Message(Message),
     View(GroupView),
     Event(ClientEvent),
+    /// Everything one pass of the data task produced: one wake-up of the dispatcher thread
+    /// instead of one per message.
+    Batch(Vec<Dispatch>),
 }
 
 /// State shared by the handle and the tasks.
@@ -544,13 +547,27 @@ fn unexpected(reply: Reply) -> ClientError {
 /// callback is reported and does not stop later deliveries.
 fn run_dispatcher(mut handler: impl Handler, rx: std::sync::mpsc::Receiver<Dispatch>) {
     while let Ok(item) = rx.recv() {
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match item {
-            Dispatch::Message(m) => handler.on_message(m),
-            Dispatch::View(v) => handler.on_view(v),
-            Dispatch::Event(e) => handler.on_event(e),
-        }));
-        if result.is_err() {
-            tracing::error!(target: "messenger::client", "a handler callback panicked; delivery goes on");
+        dispatch(&mut handler, item);
+    }
+}
+
+fn dispatch(handler: &mut impl Handler, item: Dispatch) {
+    let item = match item {
+        Dispatch::Batch(items) => {
+            for item in items {
+                dispatch(handler, item);
+            }
+            return;
         }
+        other => other,
+    };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match item {
+        Dispatch::Message(m) => handler.on_message(m),
+        Dispatch::View(v) => handler.on_view(v),
+        Dispatch::Event(e) => handler.on_event(e),
+        Dispatch::Batch(_) => {}
+    }));
+    if result.is_err() {
+        tracing::error!(target: "messenger::client", "a handler callback panicked; delivery goes on");
     }
 }

@@ -311,6 +311,8 @@ impl Driver {
         let now = Self::now();
         let mut writable = Vec::new();
         let mut removed = Vec::new();
+        let mut batch = Vec::new();
+        let mut latencies = Vec::new();
         for (&id, j) in self.groups.iter_mut() {
             while let Some(t) = j.group.poll_transmit() {
                 match self.faults.as_mut() {
@@ -324,13 +326,7 @@ impl Driver {
                         let own = d.origin == j.group.me();
                         let latency = Duration::from_micros(wall_micros().saturating_sub(d.stamp));
                         if !own {
-                            let mut m = self
-                                .shared
-                                .metrics
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner());
-                            m.received += 1;
-                            m.latency.record(latency.as_micros() as u64);
+                            latencies.push(latency.as_micros() as u64);
                         }
                         let sender = j
                             .group
@@ -338,7 +334,7 @@ impl Driver {
                             .member(d.origin)
                             .map(|m| m.name.clone())
                             .unwrap_or_else(|| format!("member-{}", d.origin));
-                        let _ = self.dispatch.send(Dispatch::Message(Message {
+                        batch.push(Dispatch::Message(Message {
                             group: j.name.clone(),
                             sender,
                             sender_id: d.origin,
@@ -353,7 +349,7 @@ impl Driver {
                         first,
                         last,
                     } => {
-                        let _ = self.dispatch.send(Dispatch::Event(ClientEvent::Lost {
+                        batch.push(Dispatch::Event(ClientEvent::Lost {
                             group: j.name.clone(),
                             sender: format!("member-{origin}"),
                             first: first.0,
@@ -363,6 +359,22 @@ impl Driver {
                     Event::Writable => writable.push(id),
                     Event::Removed => removed.push(id),
                 }
+            }
+        }
+        if !latencies.is_empty() {
+            let mut m = self.shared.metrics.lock().unwrap_or_else(|e| e.into_inner());
+            m.received += latencies.len() as u64;
+            for l in latencies {
+                m.latency.record(l);
+            }
+        }
+        match batch.len() {
+            0 => {}
+            1 => {
+                let _ = self.dispatch.send(batch.remove(0));
+            }
+            _ => {
+                let _ = self.dispatch.send(Dispatch::Batch(batch));
             }
         }
         for id in writable {

@@ -24,7 +24,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("total") => Order::Total,
         _ => Order::Fifo,
     };
-    let tracker = Tracker::spawn(SocketAddr::from(([127, 0, 0, 1], 0)), TrackerConfig::default()).await?;
+    let tracker = Tracker::spawn(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        TrackerConfig::default(),
+    )
+    .await?;
     let delivered = Arc::new(AtomicU64::new(0));
     let mut clients = Vec::new();
     for i in 0..n {

@@ -41,7 +41,7 @@ pub use client::{
     Callbacks, Client, ClientConfig, ClientError, ClientEvent, GroupView, Handler, Message,
     MetricsSnapshot,
 };
-pub use protocol::wire::ErrorCode;
+pub use protocol::wire::{ErrorCode, GroupInfo, TrackerStats};
 pub use protocol::{
     Delivery, Event, Group, GroupConfig, GroupId, MemberId, Order, SeqNo, View, ViewId, ViewMember,
 };

@@ -81,4 +81,9 @@ impl BlockingClient {
     pub fn quit(&self) -> Result<MetricsSnapshot, ClientError> {
         self.runtime.block_on(self.client.quit())
     }
+
+    /// Stops the client without telling the tracker (see [`Client::shutdown`]).
+    pub fn shutdown(&self) {
+        self.runtime.block_on(self.client.shutdown())
+    }
 }

@@ -119,6 +119,8 @@ struct Control {
     views: HashMap<GroupId, View>,
     /// Groups this client asked to leave (their final view is not a removal).
     leaving: Vec<String>,
+    /// A quit was sent: the tracker closing the connection is the expected end, not a loss.
+    quitting: bool,
 }
 
 pub(crate) async fn run(
@@ -139,6 +141,7 @@ pub(crate) async fn run(
         memberships: BTreeMap::new(),
         views: HashMap::new(),
         leaving: Vec::new(),
+        quitting: false,
     };
     let mut session = Some(session);
     loop {
@@ -153,6 +156,14 @@ pub(crate) async fn run(
         };
         match control.serve(current, &mut commands).await {
             Served::Shutdown => return,
+            Served::Lost(_) if control.quitting => {
+                for (_, (_, reply)) in control.pending.drain() {
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Ok(Reply::Bye));
+                    }
+                }
+                return;
+            }
             Served::Lost(reason) => {
                 tracing::warn!(target: "messenger::client", "tracker connection lost: {reason}");
                 for (_, (_, reply)) in control.pending.drain() {
@@ -220,8 +231,10 @@ impl Control {
     ) -> Result<(), ClientError> {
         let id = self.next_id;
         self.next_id += 1;
-        if let Request::Leave { group } = &request {
-            self.leaving.push(group.clone());
+        match &request {
+            Request::Leave { group } => self.leaving.push(group.clone()),
+            Request::Quit { .. } => self.quitting = true,
+            _ => {}
         }
         let frame = ClientFrame::Request {
             id,

@@ -516,6 +516,9 @@ impl Client {
     }
 
     /// Stops the tasks without telling the tracker (it notices the closed connection).
+    ///
+    /// When it returns (unless it was called from a callback), no callback runs any more and
+    /// the handler has been dropped, on the dispatcher thread, after its last callback.
     pub async fn shutdown(&self) {
         let _ = self.data.send(DataCommand::Shutdown);
         let _ = self.control.send(control::Command::Shutdown);

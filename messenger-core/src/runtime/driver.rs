@@ -362,7 +362,11 @@ impl Driver {
             }
         }
         if !latencies.is_empty() {
-            let mut m = self.shared.metrics.lock().unwrap_or_else(|e| e.into_inner());
+            let mut m = self
+                .shared
+                .metrics
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             m.received += latencies.len() as u64;
             for l in latencies {
                 m.latency.record(l);

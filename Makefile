@@ -4,9 +4,14 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test build lint test-rust fuzz-check soak bench-sim clean
+.PHONY: test build lint tools test-rust fuzz-check soak bench-sim clean
 
-test: lint build test-rust fuzz-check
+# Stages with their own toolchains (C, Python) live in mk/*.mk and add themselves to
+# EXTRA_TESTS.
+EXTRA_TESTS :=
+-include mk/*.mk
+
+test: lint build test-rust fuzz-check $(EXTRA_TESTS)
 	@echo "make test: every check passed"
 
 build:
@@ -16,8 +21,13 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
+# Programs the tests drive: tmux, for the interactive test of the chat (demo/tests).
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+tools:
+	command -v tmux >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq tmux)
+
 # Unit, property, simulation (500 seeds each for fifo and total) and integration tests.
-test-rust:
+test-rust: tools
 	$(CARGO) test --locked
 
 # The fuzz target must keep building; running it needs nightly and cargo-fuzz (docs/PROTOCOL.md).

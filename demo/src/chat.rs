@@ -32,10 +32,22 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
     let mut interrupts = Interrupts::catch().context("cannot catch Ctrl-C")?;
     let (mut lines, output) = open_input()?;
     init_logging(&output);
+    let result = chat(&args, &mut lines, &output, &mut interrupts).await;
+    // Lines still queued for the screen are printed before the program exits.
+    output.flush();
+    result
+}
+
+async fn chat(
+    args: &ChatArgs,
+    lines: &mut Lines,
+    output: &Output,
+    interrupts: &mut Interrupts,
+) -> anyhow::Result<()> {
     let state = Arc::new(ChatState::default());
 
     let connected = tokio::select! {
-        connected = connect(&args, &mut lines, &output, &state) => connected?,
+        connected = connect(args, lines, output, &state) => connected?,
         () = interrupts.next() => {
             output.notice("interrupted before connecting");
             return Ok(());
@@ -54,7 +66,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
         connected.tracker, chat.name
     ));
 
-    let exit = chat.run(&mut lines, &mut interrupts).await;
+    let exit = chat.run(lines, interrupts).await;
     if exit != Exit::Interrupted {
         tokio::select! {
             () = chat.drain(args.quit_wait()) => {}
@@ -111,8 +123,7 @@ async fn connect(
         let handle = host(tracker).await?;
         tracker = handle.local_addr();
         output.notice(&format!(
-            "hosting a tracker on {tracker} (other chats join it with --tracker {tracker}; it \
-             stops when this chat quits)"
+            "hosting a tracker on {tracker} (it stops when this chat quits)"
         ));
         hosted = Some(handle);
         tried_hosting = true;
@@ -151,8 +162,8 @@ async fn connect(
                     Ok(handle) => {
                         tracker = handle.local_addr();
                         output.notice(&format!(
-                            "no tracker answered at {}, so this chat hosts one on {tracker} \
-                             (other chats can join it; it stops when this chat quits)",
+                            "no tracker answered at {}; hosting one on {tracker} (it stops \
+                             when this chat quits)",
                             args.tracker
                         ));
                         hosted = Some(handle);

@@ -29,14 +29,14 @@ pub struct ChatArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// The tracker's TCP address.
-    #[arg(long, default_value = "127.0.0.1:50000")]
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:50000")]
     pub tracker: SocketAddr,
     /// Where to bind this chat's UDP socket (port 0 picks a free one).
-    #[arg(long, default_value = "127.0.0.1:0")]
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     pub udp: SocketAddr,
     /// Host a tracker in this process: `auto` when none answers at --tracker, `always`, or
     /// `never`.
-    #[arg(long, value_enum, default_value_t = HostTracker::Auto)]
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = HostTracker::Auto)]
     pub host_tracker: HostTracker,
     /// Delivery order of the groups this chat creates (`!j <group> fifo|total` overrides it).
     #[arg(long, value_enum, default_value_t = OrderArg::Fifo)]
@@ -56,7 +56,7 @@ impl ChatArgs {
 #[derive(Debug, Args)]
 pub struct TrackerArgs {
     /// The TCP address to listen on (port 0 picks a free one; the bound address is printed).
-    #[arg(long, default_value = "127.0.0.1:50000")]
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:50000")]
     pub bind: SocketAddr,
     /// Access policy (TOML: passwords, allow-lists, member limits per group).
     #[arg(long, value_name = "FILE")]

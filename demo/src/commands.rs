@@ -76,11 +76,9 @@ pub enum ParseError {
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ParseError::Unknown(word) => write!(
-                f,
-                "unknown command {word}: type !help for the commands (start a line with !! to \
-                 send a message beginning with !)"
-            ),
+            ParseError::Unknown(word) => {
+                write!(f, "unknown command {word}: type !help for the commands")
+            }
             ParseError::Usage { problem, usage } => write!(f, "{problem}: usage: {usage}"),
         }
     }

@@ -6,7 +6,10 @@
 //!
 //! Layout: [`cli`] (flags), [`commands`] (what a typed line means), [`chat`] (connecting and
 //! the command loop), [`handler`] (what arrives), [`output`] (how lines look and where they
-//! go), [`input`] (the loop's line source), [`signal`] (Ctrl-C).
+//! go), [`screen`] (sharing the terminal with the line editor), [`input`] (the loop's line
+//! source), [`signal`] (Ctrl-C).
+
+#![forbid(unsafe_code)]
 
 mod chat;
 mod cli;
@@ -15,6 +18,7 @@ mod handler;
 mod input;
 mod interactive;
 mod output;
+mod screen;
 mod scripted;
 mod signal;
 mod tracker_cmd;

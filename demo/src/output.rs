@@ -2,17 +2,19 @@
 //! scripts or in colour above the prompt for a person.
 //!
 //! Scripted mode writes messages, notices (`* ...`) and answers to stdout, one line each, and
-//! errors and log lines to stderr. Interactive mode sends every line through the line editor's
-//! [`ExternalPrinter`], which clears the line being typed, prints, and draws it again: what
-//! arrives never garbles what is being typed.
+//! errors and log lines to stderr. Interactive mode sends every line to the [`Screen`], which
+//! prints it through the line editor's external printer: the editor clears the line being
+//! typed, prints, and draws it again, so what arrives never garbles what is being typed.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anstyle::{AnsiColor, Effects, Style};
 use messenger_core::Message;
-use rustyline::ExternalPrinter;
+
+use crate::screen::Screen;
 
 /// Where a line goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +46,7 @@ enum Sink {
     /// Plain lines on stdout and stderr.
     Std,
     /// Through the line editor, above the line being typed.
-    Printer(Mutex<Box<dyn ExternalPrinter + Send>>),
+    Screen(Arc<Screen>),
 }
 
 impl Output {
@@ -59,13 +61,20 @@ impl Output {
     }
 
     /// Lines printed above the prompt, in colour unless `NO_COLOR` is set.
-    pub fn interactive(printer: impl ExternalPrinter + Send + 'static) -> Self {
+    pub fn interactive(screen: Arc<Screen>) -> Self {
         let colour = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         Output {
             inner: Arc::new(Inner {
-                sink: Sink::Printer(Mutex::new(Box::new(printer))),
+                sink: Sink::Screen(screen),
                 colour,
             }),
+        }
+    }
+
+    /// Waits (briefly) until every line is on the screen: before the program exits.
+    pub fn flush(&self) {
+        if let Sink::Screen(screen) = &self.inner.sink {
+            screen.flush(Duration::from_secs(2));
         }
     }
 
@@ -75,7 +84,7 @@ impl Output {
     }
 
     pub fn is_interactive(&self) -> bool {
-        matches!(self.inner.sink, Sink::Printer(_))
+        matches!(self.inner.sink, Sink::Screen(_))
     }
 
     /// A delivered message: `in <group> <sender> says:: <text>` in scripted mode;
@@ -136,13 +145,7 @@ impl Output {
     fn emit(&self, stream: Stream, line: String) {
         match &self.inner.sink {
             Sink::Std => write_std(stream, &line),
-            Sink::Printer(printer) => {
-                let mut printer = printer.lock().unwrap_or_else(|e| e.into_inner());
-                if printer.print(line.clone()).is_err() {
-                    // The editor is gone (the chat is ending): the terminal is ours again.
-                    write_std(stream, &line);
-                }
-            }
+            Sink::Screen(screen) => screen.print(line),
         }
     }
 }

@@ -26,7 +26,10 @@ pub async fn run(args: TrackerArgs) -> anyhow::Result<()> {
         args.heartbeat_misses,
     );
     if let Some(path) = &args.policy {
-        config = config.with_policy_file(path)?;
+        // The error names the file and says why; its source would repeat the why.
+        config = config
+            .with_policy_file(path)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     if let Some(path) = &args.log_json {
         // Opened here first for a message that names the file (the tracker opens it again).

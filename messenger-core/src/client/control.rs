@@ -293,7 +293,17 @@ impl Control {
                         member: *member,
                     },
                 );
-                let previous = self.views.insert(view.group, view.clone());
+                // After a reconnection the group may have a new id: compare with the view the
+                // client had under the old one, so only real changes are reported.
+                let stale = self
+                    .views
+                    .iter()
+                    .find(|(id, v)| v.name == view.name && **id != view.group)
+                    .map(|(id, _)| *id);
+                let previous = self
+                    .views
+                    .insert(view.group, view.clone())
+                    .or_else(|| stale.and_then(|id| self.views.remove(&id)));
                 let _ = self.data.send(DataCommand::Join {
                     member: *member,
                     view: view.clone(),

@@ -54,6 +54,8 @@ struct Waiting {
 struct Joined {
     name: String,
     group: Group,
+    /// Usernames of every member seen in the group's views (departed ones too, for events).
+    names: HashMap<MemberId, String>,
     /// Sends waiting for room in the window, in order.
     waiting: VecDeque<Waiting>,
 }
@@ -172,6 +174,11 @@ impl Driver {
             DataCommand::Join { member, view } => {
                 let id = view.group;
                 let name = view.name.clone();
+                let names = view
+                    .members
+                    .iter()
+                    .map(|m| (m.id, m.name.clone()))
+                    .collect();
                 let group = Group::new(self.config.clone(), member, view, now);
                 // A re-join replaces the old membership; sends waiting in it carry over.
                 let waiting = self
@@ -186,6 +193,7 @@ impl Driver {
                     Joined {
                         name,
                         group,
+                        names,
                         waiting,
                     },
                 );
@@ -193,6 +201,9 @@ impl Driver {
             }
             DataCommand::View(view) => {
                 if let Some(j) = self.groups.get_mut(&view.group) {
+                    for m in &view.members {
+                        j.names.entry(m.id).or_insert_with(|| m.name.clone());
+                    }
                     j.group.apply_view(now, view);
                 }
             }
@@ -329,10 +340,9 @@ impl Driver {
                             latencies.push(latency.as_micros() as u64);
                         }
                         let sender = j
-                            .group
-                            .view()
-                            .member(d.origin)
-                            .map(|m| m.name.clone())
+                            .names
+                            .get(&d.origin)
+                            .cloned()
                             .unwrap_or_else(|| format!("member-{}", d.origin));
                         batch.push(Dispatch::Message(Message {
                             group: j.name.clone(),
@@ -351,7 +361,11 @@ impl Driver {
                     } => {
                         batch.push(Dispatch::Event(ClientEvent::Lost {
                             group: j.name.clone(),
-                            sender: format!("member-{origin}"),
+                            sender: j
+                                .names
+                                .get(&origin)
+                                .cloned()
+                                .unwrap_or_else(|| format!("member-{origin}")),
                             first: first.0,
                             last: last.0,
                         }));

@@ -1,0 +1,351 @@
+//! `messenger chat` in scripted mode and `messenger tracker`, as processes over loopback: the
+//! output of each chat is checked line by line.
+
+#![cfg(unix)]
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use support::{chat, deliveries, free_port, tracker, Proc};
+
+/// Messages each chat sends to each group.
+const N: usize = 10;
+
+/// Three chats join a fifo and a total-order group, talk at the same time, one leaves; every
+/// message is delivered exactly once, in each sender's order, and in the same order at all
+/// three in the total-order group. On end of input they report their metrics to the tracker.
+#[test]
+fn three_chats_in_a_fifo_and_a_total_group() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("three-chats-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let json = dir.join("metrics.jsonl");
+    let _ = std::fs::remove_file(&json);
+    let json_arg = json.to_string_lossy().to_string();
+    let (mut tracker, addr) = tracker(&["--log-json", &json_arg]);
+
+    let names = ["ann", "bob", "carl"];
+    let mut chats: Vec<Proc> = Vec::new();
+    for name in names {
+        let mut c = chat(name, addr);
+        c.send("!j f");
+        c.expect_prefix("* you joined f (fifo order)");
+        c.send("!j t total");
+        c.expect_prefix("* you joined t (total order)");
+        chats.push(c);
+    }
+    // Everyone knows everyone: ann and bob saw carl (the last) join both groups.
+    for c in &chats[..2] {
+        c.expect_line("* carl joined f");
+        c.expect_line("* carl joined t");
+    }
+    chats[1].expect_line("* you joined f (fifo order) with ann");
+    chats[2].expect_line("* you joined t (total order) with ann, bob");
+
+    // All three talk at once, in both groups.
+    for c in chats.iter_mut() {
+        let name = c.name.clone();
+        let mut script = String::from("!w f\n");
+        for i in 1..=N {
+            script.push_str(&format!("{name}-f-{i}\n"));
+        }
+        script.push_str("!w t\n");
+        for i in 1..=N {
+            script.push_str(&format!("{name}-t-{i}\n"));
+        }
+        c.send(&script);
+    }
+    for c in &chats {
+        c.expect_count("in f ", 3 * N);
+        c.expect_count("in t ", 3 * N);
+    }
+
+    let mut total_orders = Vec::new();
+    for c in &chats {
+        let got = deliveries(&c.stdout());
+        for group in ["f", "t"] {
+            let mut by_sender: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+            for (g, sender, text) in &got {
+                if g == group {
+                    by_sender.entry(sender).or_default().push(text);
+                }
+            }
+            for sender in names {
+                let expected: Vec<String> =
+                    (1..=N).map(|i| format!("{sender}-{group}-{i}")).collect();
+                assert_eq!(
+                    by_sender.get(sender).cloned().unwrap_or_default(),
+                    expected,
+                    "{}: messages of {sender} in {group}: each once, in order",
+                    c.name
+                );
+            }
+            assert_eq!(by_sender.len(), 3, "{}: unexpected senders", c.name);
+        }
+        let order: Vec<String> = got
+            .iter()
+            .filter(|(g, _, _)| g == "t")
+            .map(|(_, s, t)| format!("{s}:{t}"))
+            .collect();
+        total_orders.push(order);
+    }
+    assert_eq!(
+        total_orders[0], total_orders[1],
+        "ann and bob disagree on t"
+    );
+    assert_eq!(
+        total_orders[0], total_orders[2],
+        "ann and carl disagree on t"
+    );
+
+    // carl leaves t; the others are told, and what ann says next reaches bob only.
+    chats[2].send("!e t");
+    chats[2].expect_prefix("* you left t");
+    chats[0].expect_line("* carl left t");
+    chats[1].expect_line("* carl left t");
+    chats[0].send("after carl");
+    for c in &chats[..2] {
+        c.expect_line("in t ann says:: after carl");
+    }
+
+    // End of input: each waits for its own messages, quits, prints and reports its metrics.
+    for c in chats.iter_mut() {
+        c.close_stdin();
+    }
+    let expected = [
+        ("ann", 2 * N + 1, 4 * N),
+        ("bob", 2 * N, 4 * N + 1),
+        ("carl", 2 * N, 4 * N),
+    ];
+    for (c, (name, sent, received)) in chats.iter_mut().zip(expected) {
+        let status = c.wait_exit();
+        assert!(status.success(), "{name} exited with {status}");
+        let out = c.stdout();
+        assert!(
+            !out.iter().any(|l| l == "in t ann says:: after carl") || name != "carl",
+            "carl got a message sent after it left"
+        );
+        let block = out
+            .iter()
+            .position(|l| l == "-----Performance analytics -----")
+            .unwrap_or_else(|| panic!("{name}: no metrics block in {out:#?}"));
+        assert!(
+            out[block + 1].starts_with("System throughput = "),
+            "{out:#?}"
+        );
+        assert!(out[block + 2].starts_with("System latency = "), "{out:#?}");
+        assert_eq!(
+            out[block + 3],
+            format!(
+                "Messages sent = {sent} / Messages received = {received} / Total messages = {}",
+                sent + received
+            )
+        );
+        assert!(c.stderr().is_empty(), "{name} stderr: {:#?}", c.stderr());
+        tracker.expect_stderr(&format!(
+            "metrics {name}: sent {sent}, received {received}, total {}",
+            sent + received
+        ));
+    }
+
+    // The JSON metrics file has one line per chat; Ctrl-C stops the tracker cleanly.
+    tracker.interrupt();
+    let status = tracker.wait_exit();
+    assert!(status.success(), "tracker exited with {status}");
+    tracker.expect_stderr("tracker stopped");
+    let text = std::fs::read_to_string(&json).expect("metrics file");
+    let users: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split("\"user\":\"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(users.len(), 3, "{text}");
+    for name in names {
+        assert!(users.contains(&name), "{name} missing in {text}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every mistake gets a one-line answer on stderr and the chat goes on; `!q` quits (lines
+/// after it are not read) with the metrics.
+#[test]
+fn mistakes_get_one_line_answers() {
+    let policy = support::policy_file("mistakes");
+    let (_tracker, addr) = tracker(&["--policy", &policy]);
+    let mut c = chat("dora", addr);
+    let long = "g".repeat(40);
+    let script = [
+        ("hello", Some("no group chosen: use !j <group> to join one")),
+        ("!bogus", Some("unknown command !bogus: type !help")),
+        (
+            "!w nowhere",
+            Some("you are not in nowhere: use !j nowhere to join it"),
+        ),
+        ("!lm nowhere", Some("there is no group named \"nowhere\"")),
+        ("!e nowhere", Some("you are not in nowhere")),
+        ("!j", Some("which group?: usage: !j <group>")),
+        ("!lm a b", Some("one group only: usage: !lm <group>")),
+        (&format!("!j {long}"), Some("is not a valid group name")),
+        ("!j ops", Some("\"ops\" needs a password")),
+        (
+            "!j ops --password wrong",
+            Some("wrong password for \"ops\""),
+        ),
+        ("!j ops --password s3cret", None),
+        ("!j lobby", None),
+        (
+            "!j lobby",
+            Some("you are already in lobby: use !w lobby to write to it"),
+        ),
+        ("!j other total", None),
+        ("!e other", None),
+        ("hello again", Some("no group chosen: use !w <group>")),
+        ("!w lobby", None),
+        ("now it works", None),
+        ("!g", None),
+        ("!lm lobby", None),
+        ("!help", None),
+        ("!stats", None),
+        ("!q", None),
+        ("never read", None),
+    ];
+    let text: String = script.iter().map(|(l, _)| format!("{l}\n")).collect();
+    c.send(&text);
+    let status = c.wait_exit();
+    assert!(status.success(), "exited with {status}");
+
+    let errors = c.stderr();
+    let expected: Vec<&str> = script.iter().filter_map(|(_, e)| *e).collect();
+    assert_eq!(errors.len(), expected.len(), "stderr: {errors:#?}");
+    for (line, want) in errors.iter().zip(&expected) {
+        assert!(
+            line.starts_with("error: ") && line.contains(want),
+            "{line:?} should say {want:?}"
+        );
+    }
+
+    let out = c.stdout();
+    for line in [
+        "* you joined ops (fifo order); no one else is in it yet",
+        "* you joined lobby (fifo order); no one else is in it yet",
+        "* you joined other (total order); no one else is in it yet",
+        "* you left other; use !w <group> to choose where your lines go",
+        "in lobby dora says:: now it works",
+        "groups:",
+        "  lobby (fifo order, 1 member, you write here)",
+        "  ops (fifo order, 1 member, you are in it)",
+        "members of lobby (fifo order):",
+        "commands:",
+    ] {
+        assert!(out.iter().any(|l| l == line), "no {line:?} in {out:#?}");
+    }
+    assert!(
+        out.iter()
+            .any(|l| l.starts_with("  dora 127.0.0.1:") && l.ends_with(" (you)")),
+        "{out:#?}"
+    );
+    // !stats and !q both print the block.
+    let blocks = out
+        .iter()
+        .filter(|l| *l == "-----Performance analytics -----")
+        .count();
+    assert_eq!(blocks, 2, "{out:#?}");
+    assert_eq!(
+        out.last().map(String::as_str),
+        Some("Messages sent = 1 / Messages received = 0 / Total messages = 1")
+    );
+    assert!(!out.iter().any(|l| l.contains("never read")));
+    let _ = std::fs::remove_file(&policy);
+}
+
+/// With no tracker at the address, the first chat hosts one and says so; the next chat joins
+/// it, after being asked for its name again when the first choice is taken or invalid.
+#[test]
+fn a_chat_hosts_a_tracker_when_none_answers() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut ann = Proc::spawn("ann", &["chat", "--name", "ann", "--tracker", &addr], &[]);
+    ann.expect_line(&format!(
+        "* no tracker answered at {addr}; hosting one on {addr} (it stops when this chat quits)"
+    ));
+    ann.expect_prefix("* connected to the tracker");
+    ann.send("!j lobby");
+    ann.expect_prefix("* you joined lobby");
+
+    let mut bob = Proc::spawn(
+        "bob",
+        &["chat", "--tracker", &addr, "--host-tracker", "never"],
+        &[],
+    );
+    bob.send("ann\nbad name\nbob\n!j lobby\nhi ann\n");
+    bob.expect_line("* you joined lobby (fifo order) with ann");
+    ann.expect_line("* bob joined lobby");
+    ann.expect_line("in lobby bob says:: hi ann");
+    bob.close_stdin();
+    assert!(bob.wait_exit().success());
+    let asked = bob
+        .stderr()
+        .iter()
+        .filter(|l| l.contains("Enter your username: "))
+        .count();
+    let errors: Vec<String> = bob
+        .stderr()
+        .into_iter()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(asked, 3, "{:#?}", bob.stderr());
+    assert_eq!(
+        errors,
+        [
+            "error: the username \"ann\" is taken; choose another",
+            "error: \"bad name\" is not a valid username: it contains whitespace; choose another",
+        ]
+    );
+
+    ann.expect_line("* bob left lobby");
+    ann.close_stdin();
+    assert!(ann.wait_exit().success());
+    let out = ann.stdout();
+    assert!(out.contains(&"* stopping the tracker this chat hosted".to_string()));
+    assert_eq!(
+        out.last().map(String::as_str),
+        Some("Messages sent = 0 / Messages received = 1 / Total messages = 1")
+    );
+}
+
+/// `--host-tracker never` with no tracker: a clear message and a failure status.
+#[test]
+fn never_hosting_without_a_tracker_fails_clearly() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut c = Proc::spawn(
+        "lone",
+        &[
+            "chat",
+            "--name",
+            "lone",
+            "--tracker",
+            &addr,
+            "--host-tracker",
+            "never",
+        ],
+        &[],
+    );
+    c.close_stdin();
+    let status = c.wait_exit();
+    assert!(!status.success());
+    c.expect_stderr(&format!("messenger: no tracker answers at {addr}"));
+    c.expect_stderr("--host-tracker auto");
+}
+
+/// Ctrl-C ends a scripted chat as `!q` does: metrics printed and reported.
+#[test]
+fn ctrl_c_quits_with_the_metrics() {
+    let (tracker, addr) = tracker(&[]);
+    let mut c = chat("eve", addr);
+    c.send("!j lobby\nhi");
+    c.expect_line("in lobby eve says:: hi");
+    c.interrupt();
+    let status = c.wait_exit();
+    assert!(status.success(), "exited with {status}");
+    c.expect_line("Messages sent = 1 / Messages received = 0 / Total messages = 1");
+    tracker.expect_stderr("metrics eve: sent 1, received 0, total 1");
+}

@@ -171,7 +171,7 @@ impl Connection {
             }
             // The tracker is going away, not the client: no view changes are pushed (the
             // clients keep their groups and re-join when a tracker is back).
-            End::Shutdown => {}
+            End::Shutdown => self.shared.hub.forget(client),
         }
     }
 

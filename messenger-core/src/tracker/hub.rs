@@ -147,6 +147,12 @@ impl Hub {
         inner.deliver(pushes);
     }
 
+    /// Drops a client's outbox when the tracker shuts down, so its writer can finish; no views
+    /// are pushed (the tracker goes away, not the client).
+    pub(crate) fn forget(&self, client: ClientId) {
+        self.lock().outboxes.remove(&client);
+    }
+
     pub(crate) fn note_bad_connection(&self) {
         self.lock().store.note_bad_connection();
     }

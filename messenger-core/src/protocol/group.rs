@@ -510,9 +510,7 @@ impl Group {
             payload: payload.clone(),
         });
         let targets: Vec<MemberId> = self.peers.keys().copied().collect();
-        for &to in &targets {
-            self.queue(to, &data);
-        }
+        self.queue_to_all(&targets, &data);
         self.send_buf.push(Sent {
             seq,
             view,
@@ -905,9 +903,7 @@ impl Group {
             .map(|(id, _)| *id)
             .collect();
         let frame = Frame::Final(Final { seq, priority: f });
-        for to in targets {
-            self.queue(to, &frame);
-        }
+        self.queue_to_all(&targets, &frame);
     }
 
     fn on_final(&mut self, now: Instant, from: MemberId, f: Final) {
@@ -1517,7 +1513,7 @@ impl Group {
         if self.peers.values().any(|p| p.stream.rx.has_gap()) {
             return true;
         }
-        self.holdback.iter().any(|(_, q)| !q.is_final)
+        self.holdback.has_tentative()
     }
 
     fn arm_repair(&mut self, now: Instant) {
@@ -1536,12 +1532,10 @@ impl Group {
         if self.view.order == Order::Total {
             let interval = self.config.repair_interval;
             let mut repeats = Vec::new();
-            for (key, q) in self.holdback.iter_mut() {
-                if !q.is_final
-                    && key.origin != self.me
-                    && now.saturating_duration_since(q.proposed_at) >= interval
-                {
-                    q.proposed_at = now;
+            let me = self.me;
+            for (key, proposed_at) in self.holdback.tentative_mut() {
+                if key.origin != me && now.saturating_duration_since(*proposed_at) >= interval {
+                    *proposed_at = now;
                     repeats.push(*key);
                 }
             }
@@ -1680,9 +1674,22 @@ impl Group {
         self.queue(to, &ack);
     }
 
-    fn queue(&mut self, to: MemberId, frame: &Frame) {
-        if !self.peers.contains_key(&to) {
+    /// Queues one frame for several members, encoding it once.
+    fn queue_to_all(&mut self, targets: &[MemberId], frame: &Frame) {
+        let Ok(encoded) = wire::encode_frame(frame) else {
             return;
+        };
+        for &to in targets {
+            if let Some(builder) = self.builder(to) {
+                let _ = builder.push_encoded(&encoded);
+            }
+        }
+    }
+
+    /// The datagram under construction for `to` (a member of the view).
+    fn builder(&mut self, to: MemberId) -> Option<&mut DatagramBuilder> {
+        if !self.peers.contains_key(&to) {
+            return None;
         }
         let header = Header {
             group: self.view.group,
@@ -1690,13 +1697,19 @@ impl Group {
             view: self.view.id,
         };
         let budget = self.config.bundle_size;
-        let builder = self
-            .outbox
-            .entry(to)
-            .or_insert_with(|| DatagramBuilder::new(header, budget));
+        Some(
+            self.outbox
+                .entry(to)
+                .or_insert_with(|| DatagramBuilder::new(header, budget)),
+        )
+    }
+
+    fn queue(&mut self, to: MemberId, frame: &Frame) {
         // Frames are bounded by construction (payload limit, window-bounded lists), so a frame
         // over the datagram limit is a configuration error; it is dropped rather than sent.
-        let _ = builder.push(frame);
+        if let Some(builder) = self.builder(to) {
+            let _ = builder.push(frame);
+        }
     }
 
     fn flush_outbox(&mut self) {

@@ -60,6 +60,8 @@ pub struct Queued {
 pub struct HoldBack {
     queue: BTreeMap<OrderKey, Queued>,
     index: HashMap<(MemberId, SeqNo), OrderKey>,
+    /// How many queued messages are not final yet (kept so that asking costs nothing).
+    tentative: usize,
 }
 
 impl HoldBack {
@@ -81,9 +83,24 @@ impl HoldBack {
 
     pub fn insert(&mut self, key: OrderKey, queued: Queued) {
         if let Some(old) = self.index.insert((key.origin, key.seq), key) {
-            self.queue.remove(&old);
+            if self.queue.remove(&old).is_some_and(|q| !q.is_final) {
+                self.tentative -= 1;
+            }
         }
-        self.queue.insert(key, queued);
+        if !queued.is_final {
+            self.tentative += 1;
+        }
+        if let Some(displaced) = self.queue.insert(key, queued) {
+            // Keys are unique per message, so this only happens for the entry replaced above.
+            if !displaced.is_final {
+                self.tentative -= 1;
+            }
+        }
+    }
+
+    /// True while some queued message waits for its final.
+    pub fn has_tentative(&self) -> bool {
+        self.tentative > 0
     }
 
     pub fn get(&self, origin: MemberId, seq: SeqNo) -> Option<(OrderKey, &Queued)> {
@@ -93,7 +110,11 @@ impl HoldBack {
 
     pub fn remove(&mut self, origin: MemberId, seq: SeqNo) -> Option<(OrderKey, Queued)> {
         let key = self.index.remove(&(origin, seq))?;
-        self.queue.remove(&key).map(|q| (key, q))
+        let queued = self.queue.remove(&key)?;
+        if !queued.is_final {
+            self.tentative -= 1;
+        }
+        Some((key, queued))
     }
 
     /// Moves a message to its final priority. Returns false when the message is not queued.
@@ -129,9 +150,13 @@ impl HoldBack {
         self.queue.iter()
     }
 
-    /// Every queued message, in order, mutably (to note re-sent proposals).
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&OrderKey, &mut Queued)> {
-        self.queue.iter_mut()
+    /// Every queued message that is not final, in order, with the time its proposal was last
+    /// sent (to repeat proposals).
+    pub fn tentative_mut(&mut self) -> impl Iterator<Item = (&OrderKey, &mut Instant)> {
+        self.queue
+            .iter_mut()
+            .filter(|(_, q)| !q.is_final)
+            .map(|(k, q)| (k, &mut q.proposed_at))
     }
 }
 
@@ -287,6 +312,25 @@ mod tests {
         assert_eq!(k.origin, MemberId(8));
         let (k, _) = hb.pop_deliverable().unwrap();
         assert_eq!((k.origin, k.priority.counter), (MemberId(7), 3));
+        assert!(hb.is_empty());
+    }
+
+    #[test]
+    fn tentative_count_follows_every_change() {
+        let mut hb = HoldBack::new();
+        assert!(!hb.has_tentative());
+        hb.insert(key(1, 1, 7, 1), queued(false));
+        hb.insert(key(2, 1, 7, 2), queued(false));
+        hb.insert(key(3, 1, 8, 1), queued(true));
+        assert!(hb.finalize(MemberId(7), SeqNo(1), Priority::new(4, MemberId(2))));
+        assert!(hb.has_tentative());
+        hb.remove(MemberId(7), SeqNo(2));
+        assert!(!hb.has_tentative());
+        // Re-inserting a message at a new key replaces it.
+        hb.insert(key(9, 1, 9, 1), queued(false));
+        hb.insert(key(10, 1, 9, 1), queued(true));
+        assert!(!hb.has_tentative());
+        while hb.pop_deliverable().is_some() {}
         assert!(hb.is_empty());
     }
 

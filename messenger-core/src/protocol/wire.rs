@@ -291,6 +291,11 @@ impl Datagram {
     }
 }
 
+/// Encodes one frame on its own, for [`DatagramBuilder::push_encoded`].
+pub fn encode_frame(frame: &Frame) -> Result<Vec<u8>, WireError> {
+    Ok(postcard::to_stdvec(frame)?)
+}
+
 /// Checks magic, version and size, and decodes the header; returns the undecoded frames.
 pub fn decode_header(bytes: &[u8]) -> Result<(Header, &[u8]), WireError> {
     if bytes.len() > MAX_DATAGRAM {
@@ -346,9 +351,16 @@ impl DatagramBuilder {
         self.scratch.clear();
         let scratch = std::mem::take(&mut self.scratch);
         let encoded = postcard::to_extend(frame, scratch)?;
+        let result = self.push_encoded(&encoded);
+        self.scratch = encoded;
+        result
+    }
+
+    /// Appends a frame already encoded with [`encode_frame`] (a frame sent to many members is
+    /// encoded once).
+    pub fn push_encoded(&mut self, encoded: &[u8]) -> Result<(), WireError> {
         let alone = self.header_bytes.len() + encoded.len();
         if alone > MAX_DATAGRAM {
-            self.scratch = encoded;
             return Err(WireError::Oversized {
                 len: alone,
                 limit: MAX_DATAGRAM,
@@ -361,8 +373,7 @@ impl DatagramBuilder {
             self.current.reserve(self.budget.max(alone));
             self.current.extend_from_slice(&self.header_bytes);
         }
-        self.current.extend_from_slice(&encoded);
-        self.scratch = encoded;
+        self.current.extend_from_slice(encoded);
         Ok(())
     }
 

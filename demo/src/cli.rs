@@ -21,6 +21,48 @@ pub enum Command {
     Chat(ChatArgs),
     /// Run a tracker until Ctrl-C, logging joins, leaves, failures and each client's metrics.
     Tracker(TrackerArgs),
+    /// Measure delivered messages/s and latency on loopback, against plain UDP in the same run.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Members of the group (each a client in this process).
+    #[arg(long, default_value_t = 4)]
+    pub members: usize,
+    /// Messages each sender sends.
+    #[arg(long, default_value_t = 10_000)]
+    pub messages: u64,
+    /// Payload size in bytes.
+    #[arg(long, default_value_t = 64, value_parser = parse_payload)]
+    pub payload: usize,
+    /// Delivery order of the group.
+    #[arg(long, value_enum, default_value_t = OrderArg::Fifo)]
+    pub order: OrderArg,
+    /// Who sends: every member, or one.
+    #[arg(long, value_enum, default_value_t = Workload::AllToAll)]
+    pub workload: Workload,
+    /// Injected faults on our datagrams, e.g. `loss=0.05,dup=0.01,reorder=0.1`.
+    #[arg(long, value_name = "SPEC")]
+    pub faults: Option<String>,
+    /// Messages per second per sender (0: as fast as possible).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Skip the plain-UDP baseline.
+    #[arg(long)]
+    pub no_baseline: bool,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Who sends in a benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Workload {
+    /// Every member sends to every other member.
+    AllToAll,
+    /// One member sends to all others.
+    FanOut,
 }
 
 #[derive(Debug, Args)]
@@ -109,6 +151,17 @@ fn parse_secs(s: &str) -> Result<f64, String> {
         _ => Err(format!(
             "{s:?} is not a number of seconds between 0 and 3600"
         )),
+    }
+}
+
+fn parse_payload(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a whole number"))?;
+    if (8..=1200).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("{n} is outside 8..=1200 bytes"))
     }
 }
 

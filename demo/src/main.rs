@@ -11,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 
+mod bench;
 mod chat;
 mod cli;
 mod commands;
@@ -45,6 +46,7 @@ fn main() -> ExitCode {
         match cli.command {
             cli::Command::Chat(args) => chat::run(args).await,
             cli::Command::Tracker(args) => tracker_cmd::run(args).await,
+            cli::Command::Bench(args) => bench::run(args).await,
         }
     });
     // The input thread may still be blocked reading: do not wait for it.

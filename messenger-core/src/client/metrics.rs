@@ -61,6 +61,16 @@ impl LatencyHistogram {
         self.count
     }
 
+    /// Adds every sample of `other`.
+    pub fn merge(&mut self, other: &LatencyHistogram) {
+        for (a, b) in self.buckets.iter_mut().zip(&other.buckets) {
+            *a += b;
+        }
+        self.count += other.count;
+        self.sum += other.sum;
+        self.max = self.max.max(other.max);
+    }
+
     pub fn mean(&self) -> u64 {
         if self.count == 0 {
             0
@@ -203,6 +213,19 @@ mod tests {
         assert_eq!(h.mean(), 5_000);
         assert_eq!(h.max(), 10_000);
         assert_eq!(h.count(), 10_000);
+    }
+
+    #[test]
+    fn merging_adds_every_sample() {
+        let (mut a, mut b) = (LatencyHistogram::default(), LatencyHistogram::default());
+        for v in 1..=100 {
+            a.record(v);
+            b.record(v + 100);
+        }
+        a.merge(&b);
+        assert_eq!(a.count(), 200);
+        assert_eq!(a.max(), 200);
+        assert_eq!(a.mean(), 100);
     }
 
     #[test]

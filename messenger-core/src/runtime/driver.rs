@@ -325,12 +325,7 @@ impl Driver {
         let mut batch = Vec::new();
         let mut latencies = Vec::new();
         for (&id, j) in self.groups.iter_mut() {
-            while let Some(t) = j.group.poll_transmit() {
-                match self.faults.as_mut() {
-                    Some(f) => f.apply(now, t.to, t.bytes, &mut self.out),
-                    None => self.out.push((t.to, t.bytes)),
-                }
-            }
+            take_transmits(&mut j.group, self.faults.as_mut(), now, &mut self.out);
             while let Some(event) = j.group.poll_event() {
                 match event {
                     Event::Deliver(d) => {
@@ -399,12 +394,7 @@ impl Driver {
             self.retry_waiting(id);
             // Sends that went out now produced datagrams too.
             if let Some(j) = self.groups.get_mut(&id) {
-                while let Some(t) = j.group.poll_transmit() {
-                    match self.faults.as_mut() {
-                        Some(f) => f.apply(now, t.to, t.bytes, &mut self.out),
-                        None => self.out.push((t.to, t.bytes)),
-                    }
-                }
+                take_transmits(&mut j.group, self.faults.as_mut(), now, &mut self.out);
             }
         }
         for id in removed {
@@ -432,6 +422,21 @@ impl Driver {
                 }
                 Err(e) => tracing::debug!(target: "messenger::runtime", "udp send to {to}: {e}"),
             }
+        }
+    }
+}
+
+/// Moves a group's queued datagrams to `out`, through the fault injector when there is one.
+fn take_transmits(
+    group: &mut Group,
+    mut faults: Option<&mut FaultInjector>,
+    now: Instant,
+    out: &mut Vec<(SocketAddr, Vec<u8>)>,
+) {
+    while let Some(t) = group.poll_transmit() {
+        match faults.as_deref_mut() {
+            Some(f) => f.apply(now, t.to, t.bytes, out),
+            None => out.push((t.to, t.bytes)),
         }
     }
 }

@@ -27,6 +27,8 @@ use crate::cli::{BenchArgs, Workload};
 #[derive(Debug, Default)]
 struct Member {
     delivered_from_others: u64,
+    /// Every delivery, own messages included (the order check needs each member complete).
+    delivered_all: u64,
     /// Last sequence number delivered per sender; a jump or repeat is a FIFO violation.
     last: HashMap<String, u64>,
     fifo_violations: u64,
@@ -112,6 +114,7 @@ async fn run_messenger(
                     s.fifo_violations += 1;
                 }
                 *last = m.seq;
+                s.delivered_all += 1;
                 s.order_hash = mix(mix(s.order_hash, m.sender_id.0), m.seq);
                 if !m.own {
                     s.delivered_from_others += 1;
@@ -179,10 +182,15 @@ async fn run_messenger(
             })
             .sum::<u64>()
     };
-    let _ = wait_until(&changed, Duration::from_secs(60), || {
-        delivered() >= expected
-    })
-    .await;
+    // Done when every member has delivered every message sent to the group, its own included:
+    // the order check compares complete sequences.
+    let per_member = senders.len() as u64 * args.messages;
+    let complete = || {
+        members
+            .iter()
+            .all(|m| m.lock().unwrap_or_else(|e| e.into_inner()).delivered_all >= per_member)
+    };
+    let _ = wait_until(&changed, Duration::from_secs(60), complete).await;
     let mut latency = LatencyHistogram::default();
     let mut last = started;
     let mut fifo_violations = 0;

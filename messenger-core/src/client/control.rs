@@ -17,7 +17,7 @@ use crate::protocol::wire::{
     ServerFrame, View, CONTROL_VERSION,
 };
 use crate::protocol::{GroupId, MemberId};
-use crate::runtime::driver::DataCommand;
+use crate::runtime::driver::{DataCommand, DataPlane};
 
 /// Where the answer to a request goes.
 pub(crate) type ReplyTo = oneshot::Sender<Result<Reply, ClientError>>;
@@ -110,7 +110,7 @@ struct Membership {
 struct Control {
     config: ClientConfig,
     shared: Arc<Shared>,
-    data: mpsc::UnboundedSender<DataCommand>,
+    data: Arc<DataPlane>,
     dispatch: std::sync::mpsc::Sender<Dispatch>,
     next_id: u64,
     pending: HashMap<u64, (Request, Option<ReplyTo>)>,
@@ -128,7 +128,7 @@ pub(crate) async fn run(
     session: Session,
     shared: Arc<Shared>,
     mut commands: mpsc::UnboundedReceiver<Command>,
-    data: mpsc::UnboundedSender<DataCommand>,
+    data: Arc<DataPlane>,
     dispatch: std::sync::mpsc::Sender<Dispatch>,
 ) {
     let mut control = Control {
@@ -304,7 +304,7 @@ impl Control {
                     .views
                     .insert(view.group, view.clone())
                     .or_else(|| stale.and_then(|id| self.views.remove(&id)));
-                let _ = self.data.send(DataCommand::Join {
+                let _ = self.data.command(DataCommand::Join {
                     member: *member,
                     view: view.clone(),
                 });
@@ -316,7 +316,7 @@ impl Control {
             (Request::Leave { group }, Reply::Left) => {
                 if let Some(m) = self.memberships.remove(group) {
                     self.views.remove(&m.group);
-                    let _ = self.data.send(DataCommand::Leave { group: m.group });
+                    let _ = self.data.command(DataCommand::Leave { group: m.group });
                 }
             }
             (Request::Leave { group }, _) => self.leaving.retain(|g| g != group),
@@ -341,7 +341,7 @@ impl Control {
             return;
         }
         let previous = self.views.insert(view.group, view.clone());
-        let _ = self.data.send(DataCommand::View(view.clone()));
+        let _ = self.data.command(DataCommand::View(view.clone()));
         if view.contains(membership.member) {
             let _ = self.dispatch.send(Dispatch::View(GroupView::from_view(
                 &view,
@@ -459,7 +459,7 @@ impl Control {
                                         reason: message.clone(),
                                     },
                                 ));
-                                let _ = self.data.send(DataCommand::Leave { group: m.group });
+                                let _ = self.data.command(DataCommand::Leave { group: m.group });
                             }
                             _ => {}
                         }

@@ -37,7 +37,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::protocol::wire::{ErrorCode, GroupInfo, Order, Reply, Request, TrackerStats, View};
 use crate::protocol::{GroupConfig, GroupId, MemberId};
-use crate::runtime::driver::{self, DataCommand};
+use crate::runtime::driver::{self, DataCommand, DataPlane};
 use crate::runtime::faults::FaultConfig;
 use metrics::Metrics;
 pub use metrics::MetricsSnapshot;
@@ -316,7 +316,7 @@ pub struct Client {
     shared: Arc<Shared>,
     request_timeout: Duration,
     control: mpsc::UnboundedSender<control::Command>,
-    data: mpsc::UnboundedSender<DataCommand>,
+    data: Arc<DataPlane>,
     tasks: Arc<Mutex<Tasks>>,
 }
 
@@ -353,13 +353,12 @@ impl Client {
             .name(format!("messenger-callbacks-{}", config.username))
             .spawn(move || run_dispatcher(handler, dispatch_rx))?;
 
-        let (data_tx, data_rx) = mpsc::unbounded_channel();
+        let plane = Arc::new(DataPlane::new(config.group.clone()));
         let data = tokio::spawn(driver::run(
+            plane.clone(),
             socket,
-            config.group.clone(),
             faults,
             shared.clone(),
-            data_rx,
             dispatch_tx.clone(),
         ));
         let (control_tx, control_rx) = mpsc::unbounded_channel();
@@ -368,14 +367,14 @@ impl Client {
             session,
             shared.clone(),
             control_rx,
-            data_tx.clone(),
+            plane.clone(),
             dispatch_tx,
         ));
         Ok(Client {
             shared,
             request_timeout,
             control: control_tx,
-            data: data_tx,
+            data: plane,
             tasks: Arc::new(Mutex::new(Tasks {
                 control: Some(control),
                 data: Some(data),
@@ -445,15 +444,7 @@ impl Client {
     /// Sends `payload` to every other member of `group`. Waits while the group's send window
     /// is full (flow control); returns the message's sequence number.
     pub async fn send(&self, group: &str, payload: impl Into<Bytes>) -> Result<u64, ClientError> {
-        let (tx, rx) = oneshot::channel();
-        self.data
-            .send(DataCommand::Send {
-                group: group.to_string(),
-                payload: payload.into(),
-                reply: tx,
-            })
-            .map_err(|_| ClientError::Closed)?;
-        rx.await.map_err(|_| ClientError::Closed)?
+        self.data.send(&self.shared, group, payload.into()).await
     }
 
     /// Waits until every message this client sent is stable (held by every member), or the
@@ -461,7 +452,7 @@ impl Client {
     pub async fn flush(&self, timeout: Duration) -> Result<bool, ClientError> {
         let (tx, rx) = oneshot::channel();
         self.data
-            .send(DataCommand::Flush { reply: tx })
+            .command(DataCommand::Flush { reply: tx })
             .map_err(|_| ClientError::Closed)?;
         match tokio::time::timeout(timeout, rx).await {
             Ok(r) => r.map_err(|_| ClientError::Closed).map(|()| true),
@@ -520,7 +511,7 @@ impl Client {
     /// When it returns (unless it was called from a callback), no callback runs any more and
     /// the handler has been dropped, on the dispatcher thread, after its last callback.
     pub async fn shutdown(&self) {
-        let _ = self.data.send(DataCommand::Shutdown);
+        let _ = self.data.command(DataCommand::Shutdown);
         let _ = self.control.send(control::Command::Shutdown);
         let (control, data, dispatcher) = {
             let mut t = self.tasks.lock().unwrap_or_else(|e| e.into_inner());

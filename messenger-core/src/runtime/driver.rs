@@ -1,26 +1,37 @@
-//! The data-plane task: owns the client's UDP socket and one protocol [`Group`] per joined
-//! group, and drives them: datagrams in, timers, sends; datagrams out, deliveries to the
-//! dispatcher.
+//! The data plane: one protocol [`Group`] per joined group behind one lock ([`DataPlane`]),
+//! and the task that owns the client's UDP socket and drives them: datagrams in, timers;
+//! datagrams out, deliveries to the dispatcher.
 //!
-//! One task, one socket, one timer: after every input it drains each group's transmits and
-//! events and sleeps until the earliest `poll_timeout` (or the next delayed datagram of the
-//! fault injector).
+//! Sends do not go through the task: [`DataPlane::send`] runs the protocol's send under the
+//! lock, gets the sequence number back at once, and wakes the task. A sender that finds the
+//! window full waits for the task to report room ([`Event::Writable`]); nobody spins. While the
+//! task is busy or waking up, further sends accumulate in the groups' outboxes and leave
+//! bundled in the task's next pass: the faster the application sends, the fuller each
+//! datagram (see docs/ARCHITECTURE.md, "Data path").
+//!
+//! One pass of the task: receive what the socket holds (up to [`RECV_BATCH`] datagrams,
+//! without the lock), then under the lock hand them to their groups, run due timers and take
+//! every group's datagrams and events; then, without the lock, dispatch the events to the
+//! callback thread in one batch and send the datagrams.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{oneshot, Notify};
 
 use super::faults::{FaultConfig, FaultInjector};
 use crate::client::{ClientError, ClientEvent, Dispatch, Message, Shared};
 use crate::protocol::wire::{self, View, MAX_DATAGRAM};
 use crate::protocol::{Event, Group, GroupConfig, GroupId, MemberId, SendError};
 
-/// Requests to the data task.
+/// Most datagrams taken from the socket in one pass before they are processed.
+pub(crate) const RECV_BATCH: usize = 64;
+
+/// Requests from the control task and the client handle to the data plane.
 #[derive(Debug)]
 pub(crate) enum DataCommand {
     /// This client joined (or re-joined) a group: a new membership with this member id.
@@ -34,11 +45,6 @@ pub(crate) enum DataCommand {
     Leave {
         group: GroupId,
     },
-    Send {
-        group: String,
-        payload: Bytes,
-        reply: oneshot::Sender<Result<u64, ClientError>>,
-    },
     /// Answer once every group's own messages are stable.
     Flush {
         reply: oneshot::Sender<()>,
@@ -46,30 +52,36 @@ pub(crate) enum DataCommand {
     Shutdown,
 }
 
-struct Waiting {
-    payload: Bytes,
-    reply: oneshot::Sender<Result<u64, ClientError>>,
+/// The data plane is closed (the client shut down).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Closed;
+
+/// The groups of one client, shared by the client handles, the control task and the data
+/// task.
+#[derive(Debug)]
+pub(crate) struct DataPlane {
+    core: Mutex<Core>,
+    /// Wakes the data task: there is output to take or a command was applied.
+    wake: Notify,
+    /// Wakes senders waiting for room in a window (or for the group to go away).
+    writable: Notify,
 }
 
+#[derive(Debug)]
+struct Core {
+    config: GroupConfig,
+    groups: HashMap<GroupId, Joined>,
+    by_name: HashMap<String, GroupId>,
+    flush_waiters: Vec<oneshot::Sender<()>>,
+    closed: bool,
+}
+
+#[derive(Debug)]
 struct Joined {
     name: String,
     group: Group,
     /// Usernames of every member seen in the group's views (departed ones too, for events).
     names: HashMap<MemberId, String>,
-    /// Sends waiting for room in the window, in order.
-    waiting: VecDeque<Waiting>,
-}
-
-struct Driver {
-    socket: UdpSocket,
-    config: GroupConfig,
-    faults: Option<FaultInjector>,
-    shared: Arc<Shared>,
-    dispatch: std::sync::mpsc::Sender<Dispatch>,
-    groups: HashMap<GroupId, Joined>,
-    by_name: HashMap<String, GroupId>,
-    flush_waiters: Vec<oneshot::Sender<()>>,
-    out: Vec<(SocketAddr, Vec<u8>)>,
 }
 
 /// Wall-clock microseconds since the Unix epoch: the send stamp carried in data frames, so a
@@ -81,95 +93,32 @@ pub(crate) fn wall_micros() -> u64 {
         .unwrap_or(0)
 }
 
-pub(crate) async fn run(
-    socket: UdpSocket,
-    config: GroupConfig,
-    faults: Option<FaultConfig>,
-    shared: Arc<Shared>,
-    mut commands: mpsc::UnboundedReceiver<DataCommand>,
-    dispatch: std::sync::mpsc::Sender<Dispatch>,
-) {
-    let mut driver = Driver {
-        socket,
-        config,
-        faults: faults
-            .filter(FaultConfig::is_active)
-            .map(FaultInjector::new),
-        shared,
-        dispatch,
-        groups: HashMap::new(),
-        by_name: HashMap::new(),
-        flush_waiters: Vec::new(),
-        out: Vec::new(),
-    };
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    loop {
-        let deadline = driver.next_deadline();
-        let sleep = async {
-            match deadline {
-                Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            command = commands.recv() => {
-                match command {
-                    None | Some(DataCommand::Shutdown) => break,
-                    Some(command) => driver.command(command),
-                }
-                // Take every command already queued before polling outputs: bundles sends.
-                let mut stop = false;
-                while let Ok(command) = commands.try_recv() {
-                    if matches!(command, DataCommand::Shutdown) {
-                        stop = true;
-                        break;
-                    }
-                    driver.command(command);
-                }
-                if stop {
-                    break;
-                }
-            }
-            received = driver.socket.recv_from(&mut buf) => {
-                match received {
-                    Ok((len, from)) => driver.datagram(from, &buf[..len]),
-                    Err(e) => tracing::debug!(target: "messenger::runtime", "udp receive: {e}"),
-                }
-                // Drain what else is queued in the socket before answering.
-                for _ in 0..64 {
-                    match driver.socket.try_recv_from(&mut buf) {
-                        Ok((len, from)) => driver.datagram(from, &buf[..len]),
-                        Err(_) => break,
-                    }
-                }
-            }
-            () = sleep => driver.timeout(),
-        }
-        driver.drain().await;
-    }
-    // Fail whatever still waits.
-    for (_, joined) in driver.groups.drain() {
-        for w in joined.waiting {
-            let _ = w.reply.send(Err(ClientError::Closed));
+impl DataPlane {
+    pub(crate) fn new(config: GroupConfig) -> Self {
+        DataPlane {
+            core: Mutex::new(Core {
+                config,
+                groups: HashMap::new(),
+                by_name: HashMap::new(),
+                flush_waiters: Vec::new(),
+                closed: false,
+            }),
+            wake: Notify::new(),
+            writable: Notify::new(),
         }
     }
-}
 
-impl Driver {
-    fn now() -> Instant {
-        Instant::now()
+    fn lock(&self) -> MutexGuard<'_, Core> {
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
-        self.groups
-            .values()
-            .filter_map(|j| j.group.poll_timeout())
-            .chain(self.faults.as_ref().and_then(FaultInjector::next_due))
-            .min()
-    }
-
-    fn command(&mut self, command: DataCommand) {
-        let now = Self::now();
+    /// Applies a command from the control task or the handle, and wakes the data task.
+    pub(crate) fn command(&self, command: DataCommand) -> Result<(), Closed> {
+        let mut core = self.lock();
+        if core.closed {
+            return Err(Closed);
+        }
+        let now = Instant::now();
         match command {
             DataCommand::Join { member, view } => {
                 let id = view.group;
@@ -179,28 +128,15 @@ impl Driver {
                     .iter()
                     .map(|m| (m.id, m.name.clone()))
                     .collect();
-                let group = Group::new(self.config.clone(), member, view, now);
-                // A re-join replaces the old membership; sends waiting in it carry over.
-                let waiting = self
-                    .by_name
-                    .remove(&name)
-                    .and_then(|old| self.groups.remove(&old))
-                    .map(|old| old.waiting)
-                    .unwrap_or_default();
-                self.by_name.insert(name.clone(), id);
-                self.groups.insert(
-                    id,
-                    Joined {
-                        name,
-                        group,
-                        names,
-                        waiting,
-                    },
-                );
-                self.retry_waiting(id);
+                let group = Group::new(core.config.clone(), member, view, now);
+                // A re-join replaces the old membership.
+                if let Some(old) = core.by_name.insert(name.clone(), id) {
+                    core.groups.remove(&old);
+                }
+                core.groups.insert(id, Joined { name, group, names });
             }
             DataCommand::View(view) => {
-                if let Some(j) = self.groups.get_mut(&view.group) {
+                if let Some(j) = core.groups.get_mut(&view.group) {
                     for m in &view.members {
                         j.names.entry(m.id).or_insert_with(|| m.name.clone());
                     }
@@ -208,140 +144,281 @@ impl Driver {
                 }
             }
             DataCommand::Leave { group } => {
-                if let Some(j) = self.groups.remove(&group) {
-                    self.by_name.remove(&j.name);
-                    for w in j.waiting {
-                        let _ = w.reply.send(Err(ClientError::NotJoined(j.name.clone())));
+                if let Some(j) = core.groups.remove(&group) {
+                    core.by_name.remove(&j.name);
+                }
+            }
+            DataCommand::Flush { reply } => core.flush_waiters.push(reply),
+            DataCommand::Shutdown => core.closed = true,
+        }
+        drop(core);
+        self.wake.notify_one();
+        // Senders waiting on a group that went away (or a re-joined one) try again.
+        self.writable.notify_waiters();
+        Ok(())
+    }
+
+    /// Sends `payload` to `group`: returns its sequence number as soon as the protocol took
+    /// it, or waits while the group's window is full.
+    pub(crate) async fn send(
+        &self,
+        shared: &Shared,
+        group: &str,
+        payload: Bytes,
+    ) -> Result<u64, ClientError> {
+        loop {
+            // Registered before the attempt, so room made in between is not missed.
+            let room = self.writable.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            {
+                let mut core = self.lock();
+                if core.closed {
+                    return Err(ClientError::Closed);
+                }
+                let Some(j) = core
+                    .by_name
+                    .get(group)
+                    .copied()
+                    .and_then(|id| core.groups.get_mut(&id))
+                else {
+                    return Err(ClientError::NotJoined(group.to_string()));
+                };
+                match j.group.send(Instant::now(), payload.clone(), wall_micros()) {
+                    Ok(seq) => {
+                        drop(core);
+                        self.wake.notify_one();
+                        shared
+                            .metrics
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .sent += 1;
+                        return Ok(seq.0);
+                    }
+                    Err(SendError::WindowFull) => {}
+                    Err(SendError::TooLarge { len, limit }) => {
+                        return Err(ClientError::TooLarge { len, limit })
+                    }
+                    Err(SendError::NotMember) => {
+                        return Err(ClientError::NotJoined(group.to_string()))
                     }
                 }
             }
-            DataCommand::Send {
-                group,
-                payload,
-                reply,
-            } => {
-                let Some(id) = self.by_name.get(&group).copied() else {
-                    let _ = reply.send(Err(ClientError::NotJoined(group)));
-                    return;
-                };
-                let Some(j) = self.groups.get_mut(&id) else {
-                    let _ = reply.send(Err(ClientError::NotJoined(group)));
-                    return;
-                };
-                if !j.waiting.is_empty() {
-                    j.waiting.push_back(Waiting { payload, reply });
-                    return;
+            room.await;
+        }
+    }
+}
+
+/// What one pass of the data task takes out of the groups, to act on without the lock.
+#[derive(Default)]
+struct Pass {
+    out: Vec<(SocketAddr, Vec<u8>)>,
+    dispatch: Vec<Dispatch>,
+    latencies: Vec<u64>,
+    dropped: u64,
+    writable: bool,
+    flushed: Vec<oneshot::Sender<()>>,
+}
+
+/// Datagrams received in one pass, copied out of the socket buffer back to back.
+struct Received {
+    scratch: Vec<u8>,
+    bytes: Vec<u8>,
+    datagrams: Vec<(SocketAddr, usize, usize)>,
+}
+
+impl Received {
+    fn new() -> Self {
+        Received {
+            scratch: vec![0; MAX_DATAGRAM],
+            bytes: Vec::new(),
+            datagrams: Vec::new(),
+        }
+    }
+
+    /// Takes what the socket holds, up to [`RECV_BATCH`] datagrams, without waiting.
+    fn fill(&mut self, socket: &UdpSocket) {
+        self.bytes.clear();
+        self.datagrams.clear();
+        while self.datagrams.len() < RECV_BATCH {
+            match socket.try_recv_from(&mut self.scratch) {
+                Ok((len, from)) => {
+                    let start = self.bytes.len();
+                    self.bytes.extend_from_slice(&self.scratch[..len]);
+                    self.datagrams.push((from, start, start + len));
                 }
-                self.try_send(id, payload, reply);
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    // ICMP errors from a departed peer's port, for example: not fatal.
+                    tracing::debug!(target: "messenger::runtime", "udp receive: {e}");
+                    break;
+                }
             }
-            DataCommand::Flush { reply } => self.flush_waiters.push(reply),
-            DataCommand::Shutdown => {}
         }
     }
 
-    /// Sends now, or parks the send until the window has room.
-    fn try_send(
-        &mut self,
-        id: GroupId,
-        payload: Bytes,
-        reply: oneshot::Sender<Result<u64, ClientError>>,
-    ) {
-        let Some(j) = self.groups.get_mut(&id) else {
-            let _ = reply.send(Err(ClientError::Closed));
-            return;
+    fn iter(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
+        self.datagrams
+            .iter()
+            .map(|&(from, start, end)| (from, &self.bytes[start..end]))
+    }
+}
+
+/// The data task: runs until the plane is shut down.
+pub(crate) async fn run(
+    plane: Arc<DataPlane>,
+    socket: UdpSocket,
+    faults: Option<FaultConfig>,
+    shared: Arc<Shared>,
+    dispatch: std::sync::mpsc::Sender<Dispatch>,
+) {
+    let mut faults = faults
+        .filter(FaultConfig::is_active)
+        .map(FaultInjector::new);
+    let mut received = Received::new();
+    let mut pass = Pass::default();
+    loop {
+        let deadline = {
+            let core = plane.lock();
+            if core.closed {
+                break;
+            }
+            core.next_deadline()
+                .into_iter()
+                .chain(faults.as_ref().and_then(FaultInjector::next_due))
+                .min()
         };
-        match j.group.send(Self::now(), payload.clone(), wall_micros()) {
-            Ok(seq) => {
-                self.shared
-                    .metrics
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .sent += 1;
-                let _ = reply.send(Ok(seq.0));
+        let sleep = async {
+            match deadline {
+                Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+                None => std::future::pending().await,
             }
-            Err(SendError::WindowFull) => j.waiting.push_front(Waiting { payload, reply }),
-            Err(SendError::TooLarge { len, limit }) => {
-                let _ = reply.send(Err(ClientError::TooLarge { len, limit }));
+        };
+        let mut readable = false;
+        tokio::select! {
+            () = plane.wake.notified() => {}
+            r = socket.readable() => readable = r.is_ok(),
+            () = sleep => {}
+        }
+        if readable {
+            received.fill(&socket);
+        }
+        {
+            let mut core = plane.lock();
+            let now = Instant::now();
+            for (from, bytes) in received.iter() {
+                if !core.datagram(now, from, bytes) {
+                    pass.dropped += 1;
+                }
             }
-            Err(SendError::NotMember) => {
-                let _ = reply.send(Err(ClientError::NotJoined(j.name.clone())));
+            received.datagrams.clear();
+            core.timeouts(now);
+            core.take(now, faults.as_mut(), &mut pass);
+        }
+        if let Some(f) = faults.as_mut() {
+            let now = Instant::now();
+            while let Some(d) = f.pop_due(now) {
+                pass.out.push(d);
+            }
+        }
+        deliver(&plane, &shared, &dispatch, &mut pass);
+        for (to, bytes) in pass.out.drain(..) {
+            match socket.try_send_to(&bytes, to) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if let Err(e) = socket.send_to(&bytes, to).await {
+                        tracing::debug!(target: "messenger::runtime", "udp send to {to}: {e}");
+                    }
+                }
+                Err(e) => tracing::debug!(target: "messenger::runtime", "udp send to {to}: {e}"),
             }
         }
     }
+    // Senders still waiting see the plane closed.
+    plane.writable.notify_waiters();
+}
 
-    fn retry_waiting(&mut self, id: GroupId) {
-        loop {
-            let Some(j) = self.groups.get_mut(&id) else {
-                return;
-            };
-            let Some(w) = j.waiting.pop_front() else {
-                return;
-            };
-            self.try_send(id, w.payload, w.reply);
-            // A send that found the window full went back to the front: wait for Writable.
-            if self.groups.get(&id).is_some_and(|j| {
-                !j.waiting.is_empty() && j.group.in_flight() as u64 >= self.config.window
-            }) {
-                return;
-            }
+/// Hands a pass's events to the dispatcher thread and its counters to the metrics.
+fn deliver(
+    plane: &DataPlane,
+    shared: &Shared,
+    dispatch: &std::sync::mpsc::Sender<Dispatch>,
+    pass: &mut Pass,
+) {
+    if !pass.latencies.is_empty() || pass.dropped > 0 {
+        let mut m = shared.metrics.lock().unwrap_or_else(|e| e.into_inner());
+        m.received += pass.latencies.len() as u64;
+        m.dropped_datagrams += pass.dropped;
+        for &l in &pass.latencies {
+            m.latency.record(l);
         }
     }
+    pass.latencies.clear();
+    pass.dropped = 0;
+    match pass.dispatch.len() {
+        0 => {}
+        1 => {
+            let _ = dispatch.send(pass.dispatch.remove(0));
+        }
+        _ => {
+            let _ = dispatch.send(Dispatch::Batch(std::mem::take(&mut pass.dispatch)));
+        }
+    }
+    if std::mem::take(&mut pass.writable) {
+        plane.writable.notify_waiters();
+    }
+    for w in pass.flushed.drain(..) {
+        let _ = w.send(());
+    }
+}
 
-    fn datagram(&mut self, from: SocketAddr, bytes: &[u8]) {
-        let now = Self::now();
+impl Core {
+    fn next_deadline(&self) -> Option<Instant> {
+        self.groups
+            .values()
+            .filter_map(|j| j.group.poll_timeout())
+            .min()
+    }
+
+    /// Hands one datagram to its group; false when nobody took it.
+    fn datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> bool {
         let group = wire::decode_header(bytes).ok().map(|(h, _)| h.group);
-        let accepted = match group.and_then(|g| self.groups.get_mut(&g)) {
+        match group.and_then(|g| self.groups.get_mut(&g)) {
             Some(j) => j.group.handle_datagram(now, from, bytes).is_ok(),
             None => false,
-        };
-        if !accepted {
-            self.shared
-                .metrics
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .dropped_datagrams += 1;
         }
     }
 
-    fn timeout(&mut self) {
-        let now = Self::now();
+    fn timeouts(&mut self, now: Instant) {
         for j in self.groups.values_mut() {
             if j.group.poll_timeout().is_some_and(|t| t <= now) {
                 j.group.handle_timeout(now);
             }
         }
-        if let Some(f) = self.faults.as_mut() {
-            while let Some(d) = f.pop_due(now) {
-                self.out.push(d);
-            }
-        }
     }
 
-    /// Sends every queued datagram and hands every event on.
-    async fn drain(&mut self) {
-        let now = Self::now();
-        let mut writable = Vec::new();
+    /// Takes every group's datagrams and events into `pass`.
+    fn take(&mut self, now: Instant, mut faults: Option<&mut FaultInjector>, pass: &mut Pass) {
         let mut removed = Vec::new();
-        let mut batch = Vec::new();
-        let mut latencies = Vec::new();
         for (&id, j) in self.groups.iter_mut() {
-            take_transmits(&mut j.group, self.faults.as_mut(), now, &mut self.out);
+            while let Some(t) = j.group.poll_transmit() {
+                match faults.as_deref_mut() {
+                    Some(f) => f.apply(now, t.to, t.bytes, &mut pass.out),
+                    None => pass.out.push((t.to, t.bytes)),
+                }
+            }
+            let me = j.group.me();
             while let Some(event) = j.group.poll_event() {
                 match event {
                     Event::Deliver(d) => {
-                        let own = d.origin == j.group.me();
+                        let own = d.origin == me;
                         let latency = Duration::from_micros(wall_micros().saturating_sub(d.stamp));
                         if !own {
-                            latencies.push(latency.as_micros() as u64);
+                            pass.latencies.push(latency.as_micros() as u64);
                         }
-                        let sender = j
-                            .names
-                            .get(&d.origin)
-                            .cloned()
-                            .unwrap_or_else(|| format!("member-{}", d.origin));
-                        batch.push(Dispatch::Message(Message {
+                        pass.dispatch.push(Dispatch::Message(Message {
                             group: j.name.clone(),
-                            sender,
+                            sender: sender_name(&j.names, d.origin),
                             sender_id: d.origin,
                             seq: d.seq.0,
                             payload: d.payload,
@@ -353,90 +430,34 @@ impl Driver {
                         origin,
                         first,
                         last,
-                    } => {
-                        batch.push(Dispatch::Event(ClientEvent::Lost {
-                            group: j.name.clone(),
-                            sender: j
-                                .names
-                                .get(&origin)
-                                .cloned()
-                                .unwrap_or_else(|| format!("member-{origin}")),
-                            first: first.0,
-                            last: last.0,
-                        }));
-                    }
-                    Event::Writable => writable.push(id),
+                    } => pass.dispatch.push(Dispatch::Event(ClientEvent::Lost {
+                        group: j.name.clone(),
+                        sender: sender_name(&j.names, origin),
+                        first: first.0,
+                        last: last.0,
+                    })),
+                    Event::Writable => pass.writable = true,
+                    // The control task reports removals the application did not ask for.
                     Event::Removed => removed.push(id),
                 }
             }
         }
-        if !latencies.is_empty() {
-            let mut m = self
-                .shared
-                .metrics
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            m.received += latencies.len() as u64;
-            for l in latencies {
-                m.latency.record(l);
-            }
-        }
-        match batch.len() {
-            0 => {}
-            1 => {
-                let _ = self.dispatch.send(batch.remove(0));
-            }
-            _ => {
-                let _ = self.dispatch.send(Dispatch::Batch(batch));
-            }
-        }
-        for id in writable {
-            self.retry_waiting(id);
-            // Sends that went out now produced datagrams too.
-            if let Some(j) = self.groups.get_mut(&id) {
-                take_transmits(&mut j.group, self.faults.as_mut(), now, &mut self.out);
-            }
-        }
         for id in removed {
-            // The control task reports removals the application did not ask for.
             if let Some(j) = self.groups.remove(&id) {
                 self.by_name.remove(&j.name);
-                for w in j.waiting {
-                    let _ = w.reply.send(Err(ClientError::NotJoined(j.name.clone())));
-                }
+                pass.writable = true;
             }
         }
         if !self.flush_waiters.is_empty() && self.groups.values().all(|j| j.group.in_flight() == 0)
         {
-            for w in self.flush_waiters.drain(..) {
-                let _ = w.send(());
-            }
-        }
-        for (to, bytes) in self.out.drain(..) {
-            match self.socket.try_send_to(&bytes, to) {
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    if let Err(e) = self.socket.send_to(&bytes, to).await {
-                        tracing::debug!(target: "messenger::runtime", "udp send to {to}: {e}");
-                    }
-                }
-                Err(e) => tracing::debug!(target: "messenger::runtime", "udp send to {to}: {e}"),
-            }
+            pass.flushed.append(&mut self.flush_waiters);
         }
     }
 }
 
-/// Moves a group's queued datagrams to `out`, through the fault injector when there is one.
-fn take_transmits(
-    group: &mut Group,
-    mut faults: Option<&mut FaultInjector>,
-    now: Instant,
-    out: &mut Vec<(SocketAddr, Vec<u8>)>,
-) {
-    while let Some(t) = group.poll_transmit() {
-        match faults.as_deref_mut() {
-            Some(f) => f.apply(now, t.to, t.bytes, out),
-            None => out.push((t.to, t.bytes)),
-        }
-    }
+fn sender_name(names: &HashMap<MemberId, String>, id: MemberId) -> String {
+    names
+        .get(&id)
+        .cloned()
+        .unwrap_or_else(|| format!("member-{id}"))
 }

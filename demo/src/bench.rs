@@ -109,7 +109,7 @@ async fn run_messenger(
             .on_message(move |m| {
                 let mut guard = seen.lock().unwrap_or_else(|e| e.into_inner());
                 let s = &mut *guard;
-                let last = s.last.entry(m.sender.clone()).or_insert(0);
+                let last = s.last.entry(m.sender.to_string()).or_insert(0);
                 if m.seq != *last + 1 {
                     s.fifo_violations += 1;
                 }

@@ -96,7 +96,7 @@ impl Output {
             let name = if self.inner.colour && !m.own {
                 paint(sender_style(&m.sender), &m.sender)
             } else {
-                m.sender.clone()
+                m.sender.to_string()
             };
             let line = format!("[{}] {name}: {text}", m.group);
             if m.own {

@@ -59,8 +59,8 @@ pub struct Message {
 impl From<CoreMessage> for Message {
     fn from(m: CoreMessage) -> Self {
         Message {
-            group: m.group,
-            sender: m.sender,
+            group: m.group.to_string(),
+            sender: m.sender.to_string(),
             sender_id: m.sender_id.0,
             seq: m.seq,
             latency: m.latency.as_secs_f64(),

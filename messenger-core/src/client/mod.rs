@@ -79,9 +79,10 @@ impl ClientConfig {
 /// A delivered message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
-    pub group: String,
-    /// The sender's username.
-    pub sender: String,
+    /// The group's name (shared by every message of the group: no allocation per message).
+    pub group: Arc<str>,
+    /// The sender's username (shared likewise).
+    pub sender: Arc<str>,
     /// The sender's member id in the group (one membership).
     pub sender_id: MemberId,
     /// The sender's sequence number in the group, from 1.

@@ -78,10 +78,10 @@ struct Core {
 
 #[derive(Debug)]
 struct Joined {
-    name: String,
+    name: Arc<str>,
     group: Group,
     /// Usernames of every member seen in the group's views (departed ones too, for events).
-    names: HashMap<MemberId, String>,
+    names: HashMap<MemberId, Arc<str>>,
 }
 
 /// Wall-clock microseconds since the Unix epoch: the send stamp carried in data frames, so a
@@ -122,15 +122,16 @@ impl DataPlane {
         match command {
             DataCommand::Join { member, view } => {
                 let id = view.group;
-                let name = view.name.clone();
+                let name: Arc<str> = view.name.as_str().into();
+                let view_name = view.name.clone();
                 let names = view
                     .members
                     .iter()
-                    .map(|m| (m.id, m.name.clone()))
+                    .map(|m| (m.id, Arc::from(m.name.as_str())))
                     .collect();
                 let group = Group::new(core.config.clone(), member, view, now);
                 // A re-join replaces the old membership.
-                if let Some(old) = core.by_name.insert(name.clone(), id) {
+                if let Some(old) = core.by_name.insert(view_name, id) {
                     core.groups.remove(&old);
                 }
                 core.groups.insert(id, Joined { name, group, names });
@@ -138,14 +139,16 @@ impl DataPlane {
             DataCommand::View(view) => {
                 if let Some(j) = core.groups.get_mut(&view.group) {
                     for m in &view.members {
-                        j.names.entry(m.id).or_insert_with(|| m.name.clone());
+                        j.names
+                            .entry(m.id)
+                            .or_insert_with(|| m.name.as_str().into());
                     }
                     j.group.apply_view(now, view);
                 }
             }
             DataCommand::Leave { group } => {
                 if let Some(j) = core.groups.remove(&group) {
-                    core.by_name.remove(&j.name);
+                    core.by_name.remove(&*j.name);
                 }
             }
             DataCommand::Flush { reply } => core.flush_waiters.push(reply),
@@ -400,6 +403,8 @@ impl Core {
     /// Takes every group's datagrams and events into `pass`.
     fn take(&mut self, now: Instant, mut faults: Option<&mut FaultInjector>, pass: &mut Pass) {
         let mut removed = Vec::new();
+        // One clock read per pass: latency is measured to the pass that delivers.
+        let wall = wall_micros();
         for (&id, j) in self.groups.iter_mut() {
             while let Some(t) = j.group.poll_transmit() {
                 match faults.as_deref_mut() {
@@ -412,7 +417,7 @@ impl Core {
                 match event {
                     Event::Deliver(d) => {
                         let own = d.origin == me;
-                        let latency = Duration::from_micros(wall_micros().saturating_sub(d.stamp));
+                        let latency = Duration::from_micros(wall.saturating_sub(d.stamp));
                         if !own {
                             pass.latencies.push(latency.as_micros() as u64);
                         }
@@ -431,8 +436,8 @@ impl Core {
                         first,
                         last,
                     } => pass.dispatch.push(Dispatch::Event(ClientEvent::Lost {
-                        group: j.name.clone(),
-                        sender: sender_name(&j.names, origin),
+                        group: j.name.to_string(),
+                        sender: sender_name(&j.names, origin).to_string(),
                         first: first.0,
                         last: last.0,
                     })),
@@ -444,7 +449,7 @@ impl Core {
         }
         for id in removed {
             if let Some(j) = self.groups.remove(&id) {
-                self.by_name.remove(&j.name);
+                self.by_name.remove(&*j.name);
                 pass.writable = true;
             }
         }
@@ -455,9 +460,9 @@ impl Core {
     }
 }
 
-fn sender_name(names: &HashMap<MemberId, String>, id: MemberId) -> String {
+fn sender_name(names: &HashMap<MemberId, Arc<str>>, id: MemberId) -> Arc<str> {
     names
         .get(&id)
         .cloned()
-        .unwrap_or_else(|| format!("member-{id}"))
+        .unwrap_or_else(|| format!("member-{id}").into())
 }

@@ -59,8 +59,8 @@ impl Log {
         Callbacks::new()
             .on_message(move |m: Message| {
                 a.update(|s| {
-                    s.messages.entry(m.group.clone()).or_default().push((
-                        m.sender.clone(),
+                    s.messages.entry(m.group.to_string()).or_default().push((
+                        m.sender.to_string(),
                         m.seq,
                         m.text().into_owned(),
                     ))

@@ -553,6 +553,22 @@ proptest! {
         prop_assert_eq!(Datagram::decode(&bytes), Ok(d));
     }
 
+    /// The zero-copy decoder (payloads sliced from the buffer) agrees with the copying one on
+    /// every datagram, well-formed or not.
+    #[test]
+    fn shared_decoding_agrees_with_copying_decoding(d in datagram(), cut in any::<usize>(), flip in any::<(usize, u8)>()) {
+        let bytes = d.encode().expect("a small datagram encodes");
+        let shared = Bytes::from(bytes.clone());
+        prop_assert_eq!(Datagram::decode_shared(&shared), Ok(d));
+        let truncated = shared.slice(..cut % (bytes.len() + 1));
+        prop_assert_eq!(Datagram::decode_shared(&truncated), Datagram::decode(&truncated));
+        let mut mangled = bytes.clone();
+        let at = flip.0 % mangled.len();
+        mangled[at] ^= flip.1;
+        let mangled_shared = Bytes::from(mangled.clone());
+        prop_assert_eq!(Datagram::decode_shared(&mangled_shared), Datagram::decode(&mangled));
+    }
+
     #[test]
     fn builder_bundles_in_order_within_budget(
         header in header(),

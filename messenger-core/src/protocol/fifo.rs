@@ -87,6 +87,19 @@ impl<T> FifoStream<T> {
         Accept::Buffered
     }
 
+    /// The common case without the hold-back queue: when `seq` is the next expected message
+    /// and nothing is held, advances past it and gives it back (`Ok`) for the caller to hand
+    /// on at once, as [`FifoStream::insert`] followed by [`FifoStream::pop_ready`] would; any
+    /// other message comes back as `Err` for [`FifoStream::insert`].
+    pub fn take_if_next(&mut self, seq: SeqNo, msg: T) -> Result<T, T> {
+        if self.next != Some(seq) || !self.held.is_empty() {
+            return Err(msg);
+        }
+        self.next = Some(seq.next());
+        self.high = self.high.max(seq);
+        Ok(msg)
+    }
+
     /// The sender says it has sent up to `high`.
     pub fn note_high(&mut self, high: SeqNo) {
         self.high = self.high.max(high);
@@ -171,6 +184,26 @@ mod tests {
         assert_eq!(s.pop_ready(), Some((SeqNo(3), "c")));
         assert_eq!(s.insert(SeqNo(1), "a"), Accept::Duplicate);
         assert_eq!(s.received(), Some(SeqNo(3)));
+    }
+
+    #[test]
+    fn the_next_message_passes_without_the_queue_and_only_then() {
+        let mut s = FifoStream::new(Some(SeqNo(1)), 16);
+        assert_eq!(s.take_if_next(SeqNo(1), "a"), Ok("a"));
+        assert_eq!(s.received(), Some(SeqNo(1)));
+        // Not the next one: the caller inserts it.
+        assert_eq!(s.take_if_next(SeqNo(3), "c"), Err("c"));
+        assert_eq!(s.insert(SeqNo(3), "c"), Accept::Buffered);
+        // Something is held: in-order delivery goes through the queue.
+        assert_eq!(s.take_if_next(SeqNo(2), "b"), Err("b"));
+        assert_eq!(s.insert(SeqNo(2), "b"), Accept::Buffered);
+        assert_eq!(s.pop_ready(), Some((SeqNo(2), "b")));
+        assert_eq!(s.pop_ready(), Some((SeqNo(3), "c")));
+        // A duplicate is never taken.
+        assert_eq!(s.take_if_next(SeqNo(1), "a"), Err("a"));
+        assert_eq!(s.insert(SeqNo(1), "a"), Accept::Duplicate);
+        let mut late: FifoStream<()> = FifoStream::new(None, 4);
+        assert_eq!(late.take_if_next(SeqNo(1), ()), Err(()));
     }
 
     #[test]

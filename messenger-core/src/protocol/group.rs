@@ -304,6 +304,9 @@ pub struct Group {
     flush: Option<Flush>,
 
     outbox: BTreeMap<MemberId, DatagramBuilder>,
+    /// Reused buffers of the send path (no allocation per message).
+    scratch_targets: Vec<MemberId>,
+    scratch_frame: Vec<u8>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     next_status: Option<Instant>,
@@ -336,6 +339,8 @@ impl Group {
             delivered_max: None,
             flush: None,
             outbox: BTreeMap::new(),
+            scratch_targets: Vec::new(),
+            scratch_frame: Vec::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             next_status: None,
@@ -412,8 +417,30 @@ impl Group {
         from: SocketAddr,
         bytes: &[u8],
     ) -> Result<(), DropReason> {
+        let decoded = wire::Datagram::decode(bytes);
+        self.handle_decoded(now, from, decoded)
+    }
+
+    /// [`Group::handle_datagram`] for a datagram in a shared buffer: the payloads delivered
+    /// are slices of it, not copies.
+    pub fn handle_datagram_shared(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        bytes: &Bytes,
+    ) -> Result<(), DropReason> {
+        let decoded = wire::Datagram::decode_shared(bytes);
+        self.handle_decoded(now, from, decoded)
+    }
+
+    fn handle_decoded(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        decoded: Result<wire::Datagram, wire::WireError>,
+    ) -> Result<(), DropReason> {
         self.stats.datagrams_received += 1;
-        let result = self.check_and_decode(from, bytes);
+        let result = self.check_and_decode(from, decoded);
         let (sender, frames) = match result {
             Ok(ok) => ok,
             Err(reason) => {
@@ -440,12 +467,12 @@ impl Group {
     fn check_and_decode(
         &self,
         from: SocketAddr,
-        bytes: &[u8],
+        decoded: Result<wire::Datagram, wire::WireError>,
     ) -> Result<(MemberId, Vec<Frame>), DropReason> {
         if self.removed {
             return Err(DropReason::Removed);
         }
-        let datagram = wire::Datagram::decode(bytes)?;
+        let datagram = decoded?;
         let header = datagram.header;
         if header.group != self.view.group {
             return Err(DropReason::WrongGroup);
@@ -509,7 +536,9 @@ impl Group {
             stamp,
             payload: payload.clone(),
         });
-        let targets: Vec<MemberId> = self.peers.keys().copied().collect();
+        let mut targets = std::mem::take(&mut self.scratch_targets);
+        targets.clear();
+        targets.extend(self.peers.keys().copied());
         self.queue_to_all(&targets, &data);
         self.send_buf.push(Sent {
             seq,
@@ -537,11 +566,12 @@ impl Group {
                         proposed_at: now,
                     },
                 );
-                for (s, f) in self.proposals.start(seq, own, targets) {
+                for (s, f) in self.proposals.start(seq, own, targets.clone()) {
                     self.on_own_final(s, f);
                 }
             }
         }
+        self.scratch_targets = targets;
         self.release_stable();
         self.deliver_ready();
         self.arm_repair(now);
@@ -695,28 +725,37 @@ impl Group {
             stamp: data.stamp,
             payload: data.payload,
         };
-        match peer.stream.rx.insert(data.seq, msg) {
-            Accept::Buffered => {}
-            Accept::Duplicate => {
-                self.stats.duplicates += 1;
-                return;
-            }
-            Accept::OutOfWindow => {
-                self.stats.out_of_window += 1;
-                return;
-            }
-        }
-        self.drain_stream(now, from);
+        let first = match peer.stream.rx.take_if_next(data.seq, msg) {
+            Ok(msg) => Some((data.seq, msg)),
+            Err(msg) => match peer.stream.rx.insert(data.seq, msg) {
+                Accept::Buffered => None,
+                Accept::Duplicate => {
+                    self.stats.duplicates += 1;
+                    return;
+                }
+                Accept::OutOfWindow => {
+                    self.stats.out_of_window += 1;
+                    return;
+                }
+            },
+        };
+        self.drain_stream_from(now, from, first);
         self.maybe_nack(now, from);
     }
 
     /// Hands a stream's in-order messages to delivery (fifo) or to ISIS (total).
     fn drain_stream(&mut self, now: Instant, from: MemberId) {
+        self.drain_stream_from(now, from, None);
+    }
+
+    /// [`Group::drain_stream`], starting with `first`, a message the stream already passed
+    /// in order.
+    fn drain_stream_from(&mut self, now: Instant, from: MemberId, mut first: Option<(SeqNo, Msg)>) {
         loop {
             let Some(peer) = self.peers.get_mut(&from) else {
                 return;
             };
-            let Some((seq, msg)) = peer.stream.rx.pop_ready() else {
+            let Some((seq, msg)) = first.take().or_else(|| peer.stream.rx.pop_ready()) else {
                 return;
             };
             match self.view.order {
@@ -1676,7 +1715,9 @@ impl Group {
 
     /// Queues one frame for several members, encoding it once.
     fn queue_to_all(&mut self, targets: &[MemberId], frame: &Frame) {
-        let Ok(encoded) = wire::encode_frame(frame) else {
+        let mut scratch = std::mem::take(&mut self.scratch_frame);
+        scratch.clear();
+        let Ok(encoded) = wire::encode_frame_into(frame, scratch) else {
             return;
         };
         for &to in targets {
@@ -1684,6 +1725,7 @@ impl Group {
                 let _ = builder.push_encoded(&encoded);
             }
         }
+        self.scratch_frame = encoded;
     }
 
     /// The datagram under construction for `to` (a member of the view).

@@ -271,6 +271,26 @@ impl Datagram {
         Ok(out)
     }
 
+    /// [`Datagram::decode`] without copying payloads: every payload is a slice of `bytes`
+    /// (which it keeps alive).
+    pub fn decode_shared(bytes: &Bytes) -> Result<Datagram, WireError> {
+        let header = decode_header(bytes)?;
+        let mut rest = header.1;
+        let mut frames = Vec::new();
+        while !rest.is_empty() {
+            let (frame, tail) = postcard::take_from_bytes::<FrameIn<'_>>(rest)?;
+            frames.push(frame.into_frame(bytes));
+            rest = tail;
+        }
+        if frames.is_empty() {
+            return Err(WireError::Empty);
+        }
+        Ok(Datagram {
+            header: header.0,
+            frames,
+        })
+    }
+
     /// Decodes and validates one datagram.
     pub fn decode(bytes: &[u8]) -> Result<Datagram, WireError> {
         let header = decode_header(bytes)?;
@@ -291,9 +311,79 @@ impl Datagram {
     }
 }
 
+/// [`Frame`] as decoded from a shared buffer: payloads borrow from the datagram and become
+/// slices of it ([`Datagram::decode_shared`]), with no allocation or copy per message. Same
+/// variants in the same order as [`Frame`], so the same bytes decode to the same frames
+/// (tested).
+#[derive(Deserialize)]
+enum FrameIn<'a> {
+    Data(#[serde(borrow)] DataIn<'a>),
+    Status(Status),
+    Ack(Ack),
+    Nack(Nack),
+    Propose(Propose),
+    Final(Final),
+    FlushReport(FlushReport),
+    FlushFetch(FlushFetch),
+    FlushRelay(#[serde(borrow)] FlushRelayIn<'a>),
+    FlushDecision(FlushDecision),
+    FlushAck(FlushAck),
+}
+
+#[derive(Deserialize)]
+struct DataIn<'a> {
+    seq: SeqNo,
+    view: ViewId,
+    stamp: u64,
+    payload: &'a [u8],
+}
+
+#[derive(Deserialize)]
+struct FlushRelayIn<'a> {
+    origin: MemberId,
+    seq: SeqNo,
+    view: ViewId,
+    stamp: u64,
+    payload: &'a [u8],
+}
+
+impl FrameIn<'_> {
+    fn into_frame(self, buffer: &Bytes) -> Frame {
+        match self {
+            FrameIn::Data(d) => Frame::Data(Data {
+                seq: d.seq,
+                view: d.view,
+                stamp: d.stamp,
+                payload: buffer.slice_ref(d.payload),
+            }),
+            FrameIn::Status(f) => Frame::Status(f),
+            FrameIn::Ack(f) => Frame::Ack(f),
+            FrameIn::Nack(f) => Frame::Nack(f),
+            FrameIn::Propose(f) => Frame::Propose(f),
+            FrameIn::Final(f) => Frame::Final(f),
+            FrameIn::FlushReport(f) => Frame::FlushReport(f),
+            FrameIn::FlushFetch(f) => Frame::FlushFetch(f),
+            FrameIn::FlushRelay(r) => Frame::FlushRelay(FlushRelay {
+                origin: r.origin,
+                seq: r.seq,
+                view: r.view,
+                stamp: r.stamp,
+                payload: buffer.slice_ref(r.payload),
+            }),
+            FrameIn::FlushDecision(f) => Frame::FlushDecision(f),
+            FrameIn::FlushAck(f) => Frame::FlushAck(f),
+        }
+    }
+}
+
 /// Encodes one frame on its own, for [`DatagramBuilder::push_encoded`].
 pub fn encode_frame(frame: &Frame) -> Result<Vec<u8>, WireError> {
     Ok(postcard::to_stdvec(frame)?)
+}
+
+/// [`encode_frame`], appending to `out` (a buffer reused from frame to frame).
+pub fn encode_frame_into(frame: &Frame, out: Vec<u8>) -> Result<Vec<u8>, WireError> {
+    Ok(postcard::to_extend(frame, out)?)
 }
 
 /// Checks magic, version and size, and decodes the header; returns the undecoded frames.

@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::net::UdpSocket;
 use tokio::sync::{oneshot, Notify};
 
@@ -223,32 +223,39 @@ struct Pass {
     flushed: Vec<oneshot::Sender<()>>,
 }
 
-/// Datagrams received in one pass, copied out of the socket buffer back to back.
+/// Datagrams received in one pass. Each is copied once, from the receive buffer into a large
+/// shared arena, and handed on as a slice of it: the payloads delivered are slices too (no
+/// allocation per message).
 struct Received {
     scratch: Vec<u8>,
-    bytes: Vec<u8>,
-    datagrams: Vec<(SocketAddr, usize, usize)>,
+    arena: BytesMut,
+    datagrams: Vec<(SocketAddr, Bytes)>,
 }
+
+/// Size of one receive arena; a new one starts when the current one is full (the old one is
+/// freed once the last message in it is delivered and dropped).
+const ARENA: usize = 256 * 1024;
 
 impl Received {
     fn new() -> Self {
         Received {
             scratch: vec![0; MAX_DATAGRAM],
-            bytes: Vec::new(),
+            arena: BytesMut::new(),
             datagrams: Vec::new(),
         }
     }
 
     /// Takes what the socket holds, up to [`RECV_BATCH`] datagrams, without waiting.
     fn fill(&mut self, socket: &UdpSocket) {
-        self.bytes.clear();
         self.datagrams.clear();
         while self.datagrams.len() < RECV_BATCH {
             match socket.try_recv_from(&mut self.scratch) {
                 Ok((len, from)) => {
-                    let start = self.bytes.len();
-                    self.bytes.extend_from_slice(&self.scratch[..len]);
-                    self.datagrams.push((from, start, start + len));
+                    if self.arena.capacity() - self.arena.len() < len {
+                        self.arena = BytesMut::with_capacity(ARENA.max(len));
+                    }
+                    self.arena.extend_from_slice(&self.scratch[..len]);
+                    self.datagrams.push((from, self.arena.split().freeze()));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
@@ -258,12 +265,6 @@ impl Received {
                 }
             }
         }
-    }
-
-    fn iter(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
-        self.datagrams
-            .iter()
-            .map(|&(from, start, end)| (from, &self.bytes[start..end]))
     }
 }
 
@@ -309,12 +310,11 @@ pub(crate) async fn run(
         {
             let mut core = plane.lock();
             let now = Instant::now();
-            for (from, bytes) in received.iter() {
-                if !core.datagram(now, from, bytes) {
+            for (from, bytes) in received.datagrams.drain(..) {
+                if !core.datagram(now, from, &bytes) {
                     pass.dropped += 1;
                 }
             }
-            received.datagrams.clear();
             core.timeouts(now);
             core.take(now, faults.as_mut(), &mut pass);
         }
@@ -363,8 +363,10 @@ fn deliver(
         1 => {
             let _ = dispatch.send(pass.dispatch.remove(0));
         }
-        _ => {
-            let _ = dispatch.send(Dispatch::Batch(std::mem::take(&mut pass.dispatch)));
+        n => {
+            // The next pass likely produces as many: one allocation instead of regrowing.
+            let batch = std::mem::replace(&mut pass.dispatch, Vec::with_capacity(n));
+            let _ = dispatch.send(Dispatch::Batch(batch));
         }
     }
     if std::mem::take(&mut pass.writable) {
@@ -384,10 +386,10 @@ impl Core {
     }
 
     /// Hands one datagram to its group; false when nobody took it.
-    fn datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> bool {
+    fn datagram(&mut self, now: Instant, from: SocketAddr, bytes: &Bytes) -> bool {
         let group = wire::decode_header(bytes).ok().map(|(h, _)| h.group);
         match group.and_then(|g| self.groups.get_mut(&g)) {
-            Some(j) => j.group.handle_datagram(now, from, bytes).is_ok(),
+            Some(j) => j.group.handle_datagram_shared(now, from, bytes).is_ok(),
             None => false,
         }
     }

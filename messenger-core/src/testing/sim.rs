@@ -462,7 +462,7 @@ impl Simulation {
                 continue;
             }
             if let Some(g) = self.nodes[i].group.as_mut() {
-                let _ = g.handle_datagram(now, from, &bytes);
+                let _ = g.handle_datagram_shared(now, from, &bytes::Bytes::from(bytes));
                 self.after_input(i);
             }
         }

@@ -16,6 +16,7 @@
 //! `flush.rs`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -55,11 +56,34 @@ pub struct Queued {
     pub proposed_at: Instant,
 }
 
+/// A fast hasher for the hold-back index, whose keys are (member id, sequence number) pairs
+/// the protocol itself admitted: member ids come from the tracker and sequence numbers pass
+/// the FIFO window first, so nobody can choose colliding keys (the default SipHash showed in
+/// profiles). Multiply-rotate, as in rustc's FxHasher.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// The hold-back queue, ordered by [`OrderKey`].
 #[derive(Debug, Default)]
 pub struct HoldBack {
     queue: BTreeMap<OrderKey, Queued>,
-    index: HashMap<(MemberId, SeqNo), OrderKey>,
+    index: HashMap<(MemberId, SeqNo), OrderKey, BuildHasherDefault<IdHasher>>,
     /// How many queued messages are not final yet (kept so that asking costs nothing).
     tentative: usize,
 }

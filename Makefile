@@ -43,5 +43,14 @@ soak:
 bench-sim:
 	$(CARGO) run --release --locked -p messenger-core --features test-util --example sim_throughput
 
+# End-to-end figures over loopback (docs/BENCHMARKS.md): runs the release `messenger bench`
+# for N = 2..16, fifo/total, 0 and 5 % loss, and rewrites the table and the plots
+# (docs/bench/). BENCH_ARGS="--scale 0.2" for a quicker matrix.
+.PHONY: bench
+BENCH_ARGS ?=
+bench:
+	$(CARGO) build --release --locked -p messenger-demo
+	python3 scripts/bench_table.py --binary $(or $(CARGO_TARGET_DIR),target)/release/messenger $(BENCH_ARGS)
+
 clean:
 	$(CARGO) clean

@@ -1,4 +1,5 @@
-//! The command line: `messenger chat` and `messenger tracker`, their flags and defaults.
+//! The command line: `messenger chat`, `messenger tracker` and `messenger bench`, their flags
+//! and defaults.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,15 +24,19 @@ pub enum Command {
     Tracker(TrackerArgs),
     /// Measure delivered messages/s and latency on loopback, against plain UDP in the same run.
     Bench(BenchArgs),
+    /// One member of `bench --processes` (started by the benchmark, not by hand).
+    #[command(hide = true)]
+    BenchMember(BenchMemberArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Members of the group (each a client in this process).
+    /// Members of the group.
     #[arg(long, default_value_t = 4)]
     pub members: usize,
-    /// Messages each sender sends.
-    #[arg(long, default_value_t = 10_000)]
+    /// Messages each sender sends in the measured run.
+    #[arg(long, default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub messages: u64,
     /// Payload size in bytes.
     #[arg(long, default_value_t = 64, value_parser = parse_payload)]
@@ -45,15 +50,91 @@ pub struct BenchArgs {
     /// Injected faults on our datagrams, e.g. `loss=0.05,dup=0.01,reorder=0.1`.
     #[arg(long, value_name = "SPEC")]
     pub faults: Option<String>,
-    /// Messages per second per sender (0: as fast as possible).
-    #[arg(long, default_value_t = 0)]
+    /// Offered rate of the measured run in messages per second for the whole group, split
+    /// evenly among the senders (0: as fast as possible). With a rate, the run's latency is
+    /// the latency at that rate and no separate paced run follows.
+    #[arg(long, value_name = "MSGS_PER_SEC", default_value_t = 0)]
     pub rate: u64,
-    /// Skip the plain-UDP baseline.
-    #[arg(long)]
+    /// After a full-speed run, a second, paced run measures latency at this offered rate
+    /// (messages per second for the whole group).
+    #[arg(long, value_name = "MSGS_PER_SEC", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub latency_rate: u64,
+    /// Length of the paced latency run in seconds (0: skip it).
+    #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = parse_secs)]
+    pub latency_secs: f64,
+    /// Raw-UDP baselines run after ours, with the same members, payload and workload.
+    #[arg(long, value_enum, default_value_t = Baseline::Both)]
+    pub baseline: Baseline,
+    /// Same as `--baseline none`.
+    #[arg(long, conflicts_with = "baseline")]
     pub no_baseline: bool,
-    /// Print one JSON object instead of text.
+    /// One OS process per member (`messenger bench-member`) instead of clients in this
+    /// process; reports each member's peak memory.
+    #[arg(long)]
+    pub processes: bool,
+    /// Print one JSON object instead of text (and no progress bar).
     #[arg(long)]
     pub json: bool,
+}
+
+impl BenchArgs {
+    /// Which baselines run, `--no-baseline` included.
+    pub fn baselines(&self) -> Baseline {
+        if self.no_baseline {
+            Baseline::None
+        } else {
+            self.baseline
+        }
+    }
+}
+
+/// The raw-UDP baselines a benchmark runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Baseline {
+    /// No baseline.
+    None,
+    /// One `send_to` per peer per message, no reliability.
+    Naive,
+    /// Messages batched into 1400-byte datagrams, with a credit window per receiver.
+    Ceiling,
+    /// Both.
+    Both,
+}
+
+impl Baseline {
+    pub fn naive(self) -> bool {
+        matches!(self, Baseline::Naive | Baseline::Both)
+    }
+
+    pub fn ceiling(self) -> bool {
+        matches!(self, Baseline::Ceiling | Baseline::Both)
+    }
+}
+
+/// One member of `messenger bench --processes`, run by the benchmark itself: joins group
+/// `bench`, prints JSON lines on stdout (`ready`, `progress`, `done`, `result`) and obeys
+/// lines on stdin (`go PHASE COUNT RATE TARGET`, `finish`).
+#[derive(Debug, Args)]
+pub struct BenchMemberArgs {
+    /// The tracker's TCP address.
+    #[arg(long, value_name = "ADDR")]
+    pub tracker: SocketAddr,
+    /// This member's username.
+    #[arg(long)]
+    pub name: String,
+    /// Members of the group: the member is ready once its view has this many.
+    #[arg(long)]
+    pub members: usize,
+    /// Delivery order of the group.
+    #[arg(long, value_enum)]
+    pub order: OrderArg,
+    /// Payload size in bytes.
+    #[arg(long, value_parser = parse_payload)]
+    pub payload: usize,
+    /// Injected faults on this member's datagrams.
+    #[arg(long, value_name = "SPEC")]
+    pub faults: Option<String>,
 }
 
 /// Who sends in a benchmark.
@@ -192,5 +273,32 @@ mod tests {
         assert!(Cli::try_parse_from(["messenger", "chat", "--order", "random"]).is_err());
         assert!(Cli::try_parse_from(["messenger", "chat", "--quit-wait", "-1"]).is_err());
         assert!(Cli::try_parse_from(["messenger", "tracker", "--bind", "nowhere"]).is_err());
+        assert!(Cli::try_parse_from(["messenger", "bench", "--baseline", "fast"]).is_err());
+        assert!(Cli::try_parse_from(["messenger", "bench", "--latency-rate", "0"]).is_err());
+        assert!(Cli::try_parse_from([
+            "messenger",
+            "bench",
+            "--no-baseline",
+            "--baseline",
+            "naive"
+        ])
+        .is_err());
+    }
+
+    #[test]
+    fn bench_baselines() {
+        let baselines = |args: &[&str]| {
+            let cli =
+                Cli::try_parse_from(["messenger", "bench"].iter().chain(args)).expect("parses");
+            let Command::Bench(args) = cli.command else {
+                panic!("not bench")
+            };
+            args.baselines()
+        };
+        assert_eq!(baselines(&[]), Baseline::Both);
+        assert_eq!(baselines(&["--no-baseline"]), Baseline::None);
+        assert_eq!(baselines(&["--baseline", "ceiling"]), Baseline::Ceiling);
+        assert!(baselines(&[]).naive() && baselines(&[]).ceiling());
+        assert!(!Baseline::Naive.ceiling() && !Baseline::Ceiling.naive());
     }
 }

@@ -3,6 +3,8 @@
 //! - `messenger chat`: join groups and talk ([`chat`]), interactively on a terminal
 //!   ([`interactive`]) or from a script ([`scripted`]).
 //! - `messenger tracker`: a tracker in the foreground ([`tracker_cmd`]).
+//! - `messenger bench`: throughput and latency on loopback against raw-UDP baselines
+//!   ([`bench`]); `messenger bench-member` (hidden) is one member of `bench --processes`.
 //!
 //! Layout: [`cli`] (flags), [`commands`] (what a typed line means), [`chat`] (connecting and
 //! the command loop), [`handler`] (what arrives), [`output`] (how lines look and where they
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
             cli::Command::Chat(args) => chat::run(args).await,
             cli::Command::Tracker(args) => tracker_cmd::run(args).await,
             cli::Command::Bench(args) => bench::run(args).await,
+            cli::Command::BenchMember(args) => bench::member::run_child(args).await,
         }
     });
     // The input thread may still be blocked reading: do not wait for it.

@@ -9,8 +9,10 @@
 //!    stream what it has delivered and what it holds, with its proposal or the final it knows.
 //! 3. The coordinator ([`decide`]) takes each departed stream in sequence order from the lowest
 //!    undelivered number, up to the first number nobody holds. A final some member knows is
-//!    kept; otherwise the final is the largest reported proposal, raised above every key any
-//!    member has delivered and above the previous message's final. The rest is dropped.
+//!    kept (raised to the previous message's final if that one had to be raised above it);
+//!    otherwise the final is the largest reported proposal, raised above every key delivered
+//!    by a member that delivers the message (one that joined in its view or before) and above
+//!    the previous message's final. The rest is dropped.
 //! 4. The coordinator announces the decision (relaying content members lack); every member
 //!    applies it, acknowledges it and resumes delivery. A new view during the round restarts it
 //!    with that view's coordinator; reports and decisions are idempotent.
@@ -23,7 +25,6 @@ use super::wire::{Decided, EntryState, FlushDecision, FlushReport, StreamDecisio
 
 /// Computes the coordinator's decision from every member's report of one round.
 pub fn decide(round: ViewId, reports: &[(MemberId, FlushReport)]) -> FlushDecision {
-    let delivered_max: Option<OrderKey> = reports.iter().filter_map(|(_, r)| r.delivered_max).max();
     let mut origins: Vec<MemberId> = reports
         .iter()
         .flat_map(|(_, r)| r.streams.iter().map(|s| s.origin))
@@ -33,7 +34,7 @@ pub fn decide(round: ViewId, reports: &[(MemberId, FlushReport)]) -> FlushDecisi
 
     let streams = origins
         .into_iter()
-        .map(|origin| decide_stream(origin, reports, delivered_max))
+        .map(|origin| decide_stream(origin, reports))
         .collect();
     FlushDecision { round, streams }
 }
@@ -46,11 +47,17 @@ struct Known {
     max_proposal: Option<Priority>,
 }
 
-fn decide_stream(
-    origin: MemberId,
-    reports: &[(MemberId, FlushReport)],
-    delivered_max: Option<OrderKey>,
-) -> StreamDecision {
+fn decide_stream(origin: MemberId, reports: &[(MemberId, FlushReport)]) -> StreamDecision {
+    // The highest key delivered by a member that delivers messages sent in `view` (it joined
+    // in that view or before): only those constrain where such a message may go. A member
+    // that joined later never delivers it, whatever it delivered meanwhile.
+    let delivered_max = |view: View| -> Option<OrderKey> {
+        reports
+            .iter()
+            .filter(|(_, r)| r.joined <= view)
+            .filter_map(|(_, r)| r.delivered_max)
+            .max()
+    };
     let stream_reports = || {
         reports
             .iter()
@@ -112,7 +119,10 @@ fn decide_stream(
             break;
         };
         let priority = match k.final_priority {
-            Some(p) => p,
+            // A known final stays, unless a message before it had to be raised above it: then
+            // nobody has delivered this one yet (it waits behind the raised one everywhere),
+            // and raising it too keeps the stream in FIFO order.
+            Some(p) => previous.map_or(p, |prev| p.max(prev)),
             None => {
                 let mut p = k.max_proposal.unwrap_or_default();
                 let key = OrderKey {
@@ -120,7 +130,7 @@ fn decide_stream(
                     origin,
                     seq,
                 };
-                if let Some(d) = delivered_max {
+                if let Some(d) = delivered_max(view) {
                     if key <= d {
                         p = Priority::new(d.priority.counter.saturating_add(1), origin);
                     }
@@ -245,6 +255,62 @@ mod tests {
                 seq: SeqNo(1)
             } > delivered
         );
+    }
+
+    /// Found by the chaos simulation (seed 999 of 2000): message 2's final was lost everywhere
+    /// and had to be raised above what a member had delivered, past the known final of
+    /// message 3; keeping 3's final would have delivered 3 before 2.
+    #[test]
+    fn a_known_final_after_a_raised_one_is_raised_too() {
+        let delivered = OrderKey {
+            priority: prio(300, 2),
+            origin: MemberId(2),
+            seq: SeqNo(40),
+        };
+        let a = report(
+            Some(delivered),
+            1,
+            vec![
+                (2, EntryState::Proposed(prio(20, 1)), true),
+                (3, EntryState::Final(prio(45, 7)), true),
+                (4, EntryState::Final(prio(500, 7)), true),
+            ],
+        );
+        let d = decide(ViewId(5), &[(MemberId(1), a)]);
+        let finals: Vec<Priority> = d.streams[0].decided.iter().map(|d| d.priority).collect();
+        assert_eq!(finals.len(), 3);
+        assert!(finals[0] > prio(300, 2), "{finals:?}");
+        assert_eq!(finals[1], finals[0], "raised with the message before it");
+        assert_eq!(finals[2], prio(500, 7), "a final above stays as it is");
+    }
+
+    /// Found by the chaos simulation (seed 999 of 2000, after the fix above): a member that
+    /// joined after a message was sent kept delivering other messages; raising the message
+    /// above those put it after a later message of its stream that member had delivered.
+    #[test]
+    fn deliveries_of_a_later_joiner_do_not_raise_a_message_it_never_delivers() {
+        let joiner_delivered = OrderKey {
+            priority: prio(300, 9),
+            origin: MemberId(4),
+            seq: SeqNo(40),
+        };
+        let old = report(
+            None,
+            1,
+            vec![
+                (2, EntryState::Proposed(prio(20, 1)), true),
+                (3, EntryState::Proposed(prio(30, 1)), true),
+            ],
+        );
+        let mut joiner = report(
+            Some(joiner_delivered),
+            2,
+            vec![(3, EntryState::Final(prio(45, 7)), true)],
+        );
+        joiner.joined = ViewId(2);
+        let d = decide(ViewId(5), &[(MemberId(1), old), (MemberId(9), joiner)]);
+        let finals: Vec<Priority> = d.streams[0].decided.iter().map(|d| d.priority).collect();
+        assert_eq!(finals, vec![prio(20, 1), prio(45, 7)]);
     }
 
     #[test]

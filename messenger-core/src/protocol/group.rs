@@ -21,7 +21,7 @@ use bytes::Bytes;
 use super::fifo::{Accept, FifoStream};
 use super::flush::{decide, decision_last};
 use super::isis::{Counters, HoldBack, Proposals, Queued};
-use super::reliable::{NackPacer, SendBuffer, Sent};
+use super::reliable::{NackPacer, RttEstimator, SendBuffer, Sent};
 use super::types::{GroupId, MemberId, OrderKey, Priority, SeqNo, ViewId};
 use super::wire::{
     self, Ack, Data, DatagramBuilder, Decided, EntryState, Final, FlushAck, FlushDecision,
@@ -41,8 +41,12 @@ pub struct GroupConfig {
     pub window: u64,
     /// How long a receiver waits before acknowledging, to acknowledge several messages at once.
     pub ack_delay: Duration,
-    /// Minimum time between two NACKs for one stream.
+    /// Longest time before a gap already asked for is asked for again. The retransmission
+    /// timeout measured from acknowledgement round trips is used when it is shorter (new
+    /// gaps are asked for at once).
     pub nack_interval: Duration,
+    /// Shortest retransmission timeout, however short the measured round trip.
+    pub min_rto: Duration,
     /// How often unfinished work is repeated: proposals, finals, session messages while data is
     /// unacknowledged, failure-resolution messages.
     pub repair_interval: Duration,
@@ -60,6 +64,7 @@ impl Default for GroupConfig {
             window: 1024,
             ack_delay: Duration::from_micros(500),
             nack_interval: Duration::from_millis(5),
+            min_rto: Duration::from_millis(1),
             repair_interval: Duration::from_millis(10),
             status_interval: Duration::from_millis(100),
             max_departed: 64,
@@ -303,6 +308,9 @@ pub struct Group {
     delivered_max: Option<OrderKey>,
     flush: Option<Flush>,
 
+    rtt: RttEstimator,
+    /// When the repairs other than NACKs run next.
+    slow_repair_at: Option<Instant>,
     outbox: BTreeMap<MemberId, DatagramBuilder>,
     /// Reused buffers of the send path (no allocation per message).
     scratch_targets: Vec<MemberId>,
@@ -338,6 +346,8 @@ impl Group {
             holdback: HoldBack::new(),
             delivered_max: None,
             flush: None,
+            rtt: RttEstimator::default(),
+            slow_repair_at: None,
             outbox: BTreeMap::new(),
             scratch_targets: Vec::new(),
             scratch_frame: Vec::new(),
@@ -498,7 +508,7 @@ impl Group {
         match frame {
             Frame::Data(data) => self.on_data(now, from, data),
             Frame::Status(status) => self.on_status(now, from, status),
-            Frame::Ack(ack) => self.on_ack(from, ack),
+            Frame::Ack(ack) => self.on_ack(now, from, ack),
             Frame::Nack(nack) => self.on_nack(from, nack),
             Frame::Propose(p) => self.on_propose(now, from, p),
             Frame::Final(f) => self.on_final(now, from, f),
@@ -545,6 +555,8 @@ impl Group {
             view,
             stamp,
             payload: payload.clone(),
+            at: now,
+            retransmitted: false,
         });
         match self.view.order {
             Order::Fifo => {
@@ -798,17 +810,32 @@ impl Group {
         }
     }
 
+    /// Asks `from` for the gaps in its stream: new gaps at once, gaps already asked for again
+    /// once the retransmission timeout has passed.
     fn maybe_nack(&mut self, now: Instant, from: MemberId) {
-        let interval = self.config.nack_interval;
+        let rto = self.rto();
         let Some(peer) = self.peers.get_mut(&from) else {
             return;
         };
-        if !peer.stream.rx.has_gap() || !peer.stream.nack.ready(now, interval) {
+        if !peer.stream.rx.has_gap() {
             return;
         }
-        let missing = peer.stream.rx.missing(32);
-        if missing.is_empty() {
-            return;
+        let mut missing = peer.stream.rx.missing(32);
+        let asked = peer.stream.nack.through();
+        let new_gap = missing.last().is_some_and(|&(_, hi)| hi > asked);
+        if !new_gap {
+            if missing.is_empty() || !peer.stream.nack.ready(now, rto) {
+                return;
+            }
+        } else if !peer.stream.nack.ready(now, rto) {
+            // Only what was never asked for; the rest waits for its timeout.
+            missing.retain(|&(_, hi)| hi > asked);
+            for range in &mut missing {
+                range.0 = range.0.max(asked.next());
+            }
+        }
+        if let Some(&(_, hi)) = missing.last() {
+            peer.stream.nack.asked_through(hi);
         }
         self.stats.nacks_sent += 1;
         self.queue(from, &Frame::Nack(Nack { missing }));
@@ -821,7 +848,11 @@ impl Group {
         };
         peer.stream.set_start(status.start);
         peer.stream.rx.note_high(status.high);
+        let mut advanced = None;
         if let Some(a) = status.acks.iter().find(|a| a.origin == me) {
+            if a.received > peer.acked_received {
+                advanced = Some(a.received);
+            }
             peer.acked_received = peer.acked_received.max(a.received);
             peer.acked_finals = peer.acked_finals.max(a.finals);
         }
@@ -830,17 +861,40 @@ impl Group {
         if self.ack_deadline.is_none() {
             self.ack_deadline = Some(now + self.config.ack_delay);
         }
+        if let Some(seq) = advanced {
+            self.sample_rtt(now, seq);
+        }
         self.drain_stream(now, from);
         self.maybe_nack(now, from);
         self.release_stable();
     }
 
-    fn on_ack(&mut self, from: MemberId, ack: Ack) {
+    fn on_ack(&mut self, now: Instant, from: MemberId, ack: Ack) {
         if let Some(peer) = self.peers.get_mut(&from) {
+            let advanced = ack.received > peer.acked_received;
             peer.acked_received = peer.acked_received.max(ack.received);
             peer.acked_finals = peer.acked_finals.max(ack.finals);
+            if advanced {
+                self.sample_rtt(now, ack.received);
+            }
         }
         self.release_stable();
+    }
+
+    /// A member acknowledged our messages through `seq`: a round-trip sample, unless `seq`
+    /// was retransmitted.
+    fn sample_rtt(&mut self, now: Instant, seq: SeqNo) {
+        if let Some(sent) = self.send_buf.get(seq) {
+            if !sent.retransmitted {
+                self.rtt.sample(now.saturating_duration_since(sent.at));
+            }
+        }
+    }
+
+    /// The retransmission timeout: how long before work already sent (a NACK, a repair) is
+    /// repeated.
+    fn rto(&self) -> Duration {
+        self.rtt.rto(self.config.min_rto, self.config.nack_interval)
     }
 
     fn on_nack(&mut self, from: MemberId, nack: Nack) {
@@ -858,7 +912,8 @@ impl Group {
                 if frames.len() >= budget {
                     break 'ranges;
                 }
-                if let Some(sent) = self.send_buf.get(seq) {
+                if let Some(sent) = self.send_buf.get_mut(seq) {
+                    sent.retransmitted = true;
                     frames.push(Frame::Data(Data {
                         seq,
                         view: sent.view,
@@ -1557,19 +1612,20 @@ impl Group {
 
     fn arm_repair(&mut self, now: Instant) {
         if self.next_repair.is_none() && !self.removed && self.has_repair_work() {
-            self.next_repair = Some(now + self.config.repair_interval);
+            self.next_repair = Some(now + self.rto());
         }
     }
 
     fn repair(&mut self, now: Instant) {
         let ids: Vec<MemberId> = self.peers.keys().copied().collect();
-        // Gaps: ask again.
+        // Gaps: ask again (every retransmission timeout).
         for &id in &ids {
             self.maybe_nack(now, id);
         }
-        // Proposals still waiting for their final: repeat them (this also asks for the final).
+        // Proposals still waiting for their final after a timeout: repeat them (this also asks
+        // the sender for a final that was lost).
         if self.view.order == Order::Total {
-            let interval = self.config.repair_interval;
+            let interval = self.rto();
             let mut repeats = Vec::new();
             let me = self.me;
             for (key, proposed_at) in self.holdback.tentative_mut() {
@@ -1592,6 +1648,11 @@ impl Group {
                 }
             }
         }
+        // The rest every repair interval.
+        if self.slow_repair_at.is_some_and(|t| now < t) {
+            return;
+        }
+        self.slow_repair_at = Some(now + self.config.repair_interval);
         // Session: members behind on our stream hear our highest number; finals they lack are
         // repeated.
         for &id in &ids {

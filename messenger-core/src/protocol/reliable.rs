@@ -19,6 +19,10 @@ pub struct Sent {
     pub view: ViewId,
     pub stamp: u64,
     pub payload: Bytes,
+    /// When it was first sent (round-trip samples come from its acknowledgement).
+    pub at: Instant,
+    /// Sent again since: its acknowledgement says nothing about the round trip (Karn).
+    pub retransmitted: bool,
 }
 
 /// The sender's retransmission buffer: every message from the oldest one that some member may
@@ -50,6 +54,11 @@ impl SendBuffer {
         self.msgs.get(usize::try_from(index).ok()?)
     }
 
+    pub fn get_mut(&mut self, seq: SeqNo) -> Option<&mut Sent> {
+        let index = seq.0.checked_sub(self.base.0)?;
+        self.msgs.get_mut(usize::try_from(index).ok()?)
+    }
+
     /// Forgets every message up to and including `seq` (all members have it).
     pub fn release_through(&mut self, seq: SeqNo) {
         while self.base <= seq && !self.msgs.is_empty() {
@@ -72,15 +81,19 @@ impl SendBuffer {
     }
 }
 
-/// Rate limit for NACKs of one stream: at most one per interval, so that a burst of loss costs
-/// one request, not one per datagram that reveals the gap.
+/// Pacing of one stream's NACKs. A gap is asked for as soon as it is seen; asking again for
+/// gaps already asked for waits one retransmission timeout, so that a burst of loss costs one
+/// request, not one per datagram that reveals the gap, and a lost retransmission is asked for
+/// again once it is overdue.
 #[derive(Debug, Clone, Default)]
 pub struct NackPacer {
     last: Option<Instant>,
+    /// Highest sequence number asked for so far.
+    through: SeqNo,
 }
 
 impl NackPacer {
-    /// True (and records the time) when a NACK may be sent now.
+    /// True (and records the time) when a NACK of everything missing may be sent now.
     pub fn ready(&mut self, now: Instant, interval: Duration) -> bool {
         match self.last {
             Some(last) if now.saturating_duration_since(last) < interval => false,
@@ -88,6 +101,54 @@ impl NackPacer {
                 self.last = Some(now);
                 true
             }
+        }
+    }
+
+    /// Records that everything up to `through` has been asked for; returns the highest number
+    /// asked for before (ranges above it are new gaps, asked for without waiting).
+    pub fn asked_through(&mut self, through: SeqNo) -> SeqNo {
+        let before = self.through;
+        self.through = self.through.max(through);
+        before
+    }
+
+    pub fn through(&self) -> SeqNo {
+        self.through
+    }
+}
+
+/// Smoothed round-trip time (RFC 6298's estimator) from acknowledgement samples, and the
+/// retransmission timeout derived from it, kept between a floor and a ceiling.
+#[derive(Debug, Clone, Default)]
+pub struct RttEstimator {
+    srtt: Option<Duration>,
+    rttvar: Duration,
+}
+
+impl RttEstimator {
+    pub fn sample(&mut self, rtt: Duration) {
+        match self.srtt {
+            None => {
+                self.srtt = Some(rtt);
+                self.rttvar = rtt / 2;
+            }
+            Some(srtt) => {
+                let delta = srtt.abs_diff(rtt);
+                self.rttvar = (self.rttvar * 3 + delta) / 4;
+                self.srtt = Some((srtt * 7 + rtt) / 8);
+            }
+        }
+    }
+
+    pub fn srtt(&self) -> Option<Duration> {
+        self.srtt
+    }
+
+    /// `srtt + 4 rttvar`, within `[floor, ceiling]`; `ceiling` before the first sample.
+    pub fn rto(&self, floor: Duration, ceiling: Duration) -> Duration {
+        match self.srtt {
+            None => ceiling,
+            Some(srtt) => (srtt + self.rttvar * 4).clamp(floor, ceiling.max(floor)),
         }
     }
 }
@@ -102,6 +163,8 @@ mod tests {
             view: ViewId(1),
             stamp: 0,
             payload: Bytes::from_static(b"x"),
+            at: crate::testing::epoch(),
+            retransmitted: false,
         }
     }
 
@@ -129,5 +192,31 @@ mod tests {
         assert!(p.ready(t0, i));
         assert!(!p.ready(t0 + Duration::from_millis(5), i));
         assert!(p.ready(t0 + Duration::from_millis(10), i));
+        assert_eq!(p.asked_through(SeqNo(5)), SeqNo::ZERO);
+        assert_eq!(p.asked_through(SeqNo(3)), SeqNo(5));
+        assert_eq!(p.through(), SeqNo(5));
+    }
+
+    #[test]
+    fn rto_follows_the_round_trip_within_bounds() {
+        let (floor, ceiling) = (Duration::from_millis(1), Duration::from_millis(50));
+        let mut r = RttEstimator::default();
+        assert_eq!(r.rto(floor, ceiling), ceiling);
+        for _ in 0..50 {
+            r.sample(Duration::from_millis(4));
+        }
+        let rto = r.rto(floor, ceiling);
+        assert!(
+            rto >= Duration::from_millis(4) && rto < Duration::from_millis(6),
+            "{rto:?}"
+        );
+        for _ in 0..50 {
+            r.sample(Duration::from_micros(10));
+        }
+        assert_eq!(r.rto(floor, ceiling), floor);
+        for _ in 0..50 {
+            r.sample(Duration::from_secs(1));
+        }
+        assert_eq!(r.rto(floor, ceiling), ceiling);
     }
 }

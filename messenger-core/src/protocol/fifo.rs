@@ -30,6 +30,8 @@ pub struct FifoStream<T> {
     held: BTreeMap<SeqNo, T>,
     /// Highest sequence number known to exist.
     high: SeqNo,
+    /// End of the newest gap a message revealed by arriving ahead of it.
+    newest_gap_end: SeqNo,
     window: u64,
 }
 
@@ -41,6 +43,7 @@ impl<T> FifoStream<T> {
             next: start,
             held: BTreeMap::new(),
             high: SeqNo::ZERO,
+            newest_gap_end: SeqNo::ZERO,
             window: window.max(1),
         }
     }
@@ -83,6 +86,10 @@ impl<T> FifoStream<T> {
             return Accept::Duplicate;
         }
         self.held.insert(seq, msg);
+        let expected = self.high.max(self.next.map_or(SeqNo::ZERO, SeqNo::prev)).next();
+        if seq > expected {
+            self.newest_gap_end = seq.prev();
+        }
         self.high = self.high.max(seq);
         Accept::Buffered
     }
@@ -98,6 +105,13 @@ impl<T> FifoStream<T> {
         self.next = Some(seq.next());
         self.high = self.high.max(seq);
         Ok(msg)
+    }
+
+    /// The end of the newest gap that an arriving message revealed (messages missing below
+    /// one that arrived); gaps known only from the sender's `high` do not count: those
+    /// messages may still be on their way.
+    pub fn newest_gap_end(&self) -> SeqNo {
+        self.newest_gap_end
     }
 
     /// The sender says it has sent up to `high`.

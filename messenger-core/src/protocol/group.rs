@@ -820,23 +820,33 @@ impl Group {
         if !peer.stream.rx.has_gap() {
             return;
         }
-        let mut missing = peer.stream.rx.missing(32);
         let asked = peer.stream.nack.through();
-        let new_gap = missing.last().is_some_and(|&(_, hi)| hi > asked);
-        if !new_gap {
-            if missing.is_empty() || !peer.stream.nack.ready(now, rto) {
-                return;
-            }
-        } else if !peer.stream.nack.ready(now, rto) {
-            // Only what was never asked for; the rest waits for its timeout.
-            missing.retain(|&(_, hi)| hi > asked);
-            for range in &mut missing {
-                range.0 = range.0.max(asked.next());
+        // A gap revealed by a later message is asked for at once; the rest (repeats, and the
+        // tail the sender's status reveals, likely still in flight) waits for the timeout.
+        let new_gap = peer.stream.rx.newest_gap_end() > asked;
+        let all_due = !new_gap && peer.stream.nack.ready(now, rto);
+        if !new_gap && !all_due {
+            return;
+        }
+        let mut missing = peer.stream.rx.missing(32);
+        if new_gap {
+            if peer.stream.nack.ready(now, rto) {
+                // Due anyway: ask for everything missing.
+            } else {
+                // Only what was never asked for; the rest waits for its timeout.
+                missing.retain(|&(_, hi)| hi > asked);
+                for range in &mut missing {
+                    range.0 = range.0.max(asked.next());
+                }
             }
         }
-        if let Some(&(_, hi)) = missing.last() {
-            peer.stream.nack.asked_through(hi);
-        }
+        let Some(&(_, hi)) = missing.last() else {
+            // Filled meanwhile: remember that it was seen.
+            let end = peer.stream.rx.newest_gap_end();
+            peer.stream.nack.asked_through(end);
+            return;
+        };
+        peer.stream.nack.asked_through(hi.max(peer.stream.rx.newest_gap_end()));
         self.stats.nacks_sent += 1;
         self.queue(from, &Frame::Nack(Nack { missing }));
     }

@@ -86,7 +86,10 @@ impl<T> FifoStream<T> {
             return Accept::Duplicate;
         }
         self.held.insert(seq, msg);
-        let expected = self.high.max(self.next.map_or(SeqNo::ZERO, SeqNo::prev)).next();
+        let expected = self
+            .high
+            .max(self.next.map_or(SeqNo::ZERO, SeqNo::prev))
+            .next();
         if seq > expected {
             self.newest_gap_end = seq.prev();
         }

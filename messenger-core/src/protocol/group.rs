@@ -846,7 +846,9 @@ impl Group {
             peer.stream.nack.asked_through(end);
             return;
         };
-        peer.stream.nack.asked_through(hi.max(peer.stream.rx.newest_gap_end()));
+        peer.stream
+            .nack
+            .asked_through(hi.max(peer.stream.rx.newest_gap_end()));
         self.stats.nacks_sent += 1;
         self.queue(from, &Frame::Nack(Nack { missing }));
     }

@@ -274,40 +274,30 @@ impl Datagram {
     /// [`Datagram::decode`] without copying payloads: every payload is a slice of `bytes`
     /// (which it keeps alive).
     pub fn decode_shared(bytes: &Bytes) -> Result<Datagram, WireError> {
-        let header = decode_header(bytes)?;
-        let mut rest = header.1;
-        let mut frames = Vec::new();
-        while !rest.is_empty() {
-            let (frame, tail) = postcard::take_from_bytes::<FrameIn<'_>>(rest)?;
-            frames.push(frame.into_frame(bytes));
-            rest = tail;
-        }
-        if frames.is_empty() {
-            return Err(WireError::Empty);
-        }
-        Ok(Datagram {
-            header: header.0,
-            frames,
-        })
+        Self::decode_as::<FrameIn<'_>>(bytes, |frame| frame.into_frame(bytes))
     }
 
     /// Decodes and validates one datagram.
     pub fn decode(bytes: &[u8]) -> Result<Datagram, WireError> {
-        let header = decode_header(bytes)?;
-        let mut rest = header.1;
+        Self::decode_as::<Frame>(bytes, |frame| frame)
+    }
+
+    /// Header, then frames decoded as `F` and turned into [`Frame`]s, until the bytes end.
+    fn decode_as<'a, F: Deserialize<'a>>(
+        bytes: &'a [u8],
+        into_frame: impl Fn(F) -> Frame,
+    ) -> Result<Datagram, WireError> {
+        let (header, mut rest) = decode_header(bytes)?;
         let mut frames = Vec::new();
         while !rest.is_empty() {
-            let (frame, tail) = postcard::take_from_bytes::<Frame>(rest)?;
-            frames.push(frame);
+            let (frame, tail) = postcard::take_from_bytes::<F>(rest)?;
+            frames.push(into_frame(frame));
             rest = tail;
         }
         if frames.is_empty() {
             return Err(WireError::Empty);
         }
-        Ok(Datagram {
-            header: header.0,
-            frames,
-        })
+        Ok(Datagram { header, frames })
     }
 }
 

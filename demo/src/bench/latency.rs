@@ -1,18 +1,16 @@
 //! Latency samples in a form that crosses a process boundary.
 //!
 //! [`LatencyHistogram`] (messenger-core) computes the percentiles the report prints, but keeps
-//! its buckets private. [`Buckets`] counts samples in exactly its buckets (16 sub-buckets per
-//! power of two of microseconds), can be written as JSON by a `bench-member` process and read
+//! its counts private. [`Buckets`] counts samples in exactly its buckets
+//! ([`LatencyHistogram::bucket_of`]), can be written as JSON by a `bench-member` process and read
 //! back by the parent, and replays itself into a [`LatencyHistogram`]: the percentiles are the
 //! ones the histogram would give had it seen the samples itself, and the maximum is exact.
 
 use messenger_core::client::metrics::LatencyHistogram;
 use serde_json::{json, Value};
 
-/// Sub-buckets per power of two, as in [`LatencyHistogram`].
-const SUB: u64 = 16;
 /// Buckets, as in [`LatencyHistogram`]: samples past the last one count in it.
-const LEN: usize = 64 * SUB as usize;
+const LEN: usize = LatencyHistogram::BUCKETS;
 
 /// Counts of latency samples in microseconds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -24,23 +22,12 @@ pub struct Buckets {
 }
 
 fn bucket(v: u64) -> usize {
-    if v < SUB {
-        return v as usize;
-    }
-    let exp = 63 - u64::from(v.leading_zeros()); // v in [2^exp, 2^(exp+1))
-    let sub = (v >> (exp - 4)) & (SUB - 1);
-    (((exp - 3) * SUB + sub) as usize).min(LEN - 1)
+    LatencyHistogram::bucket_of(v)
 }
 
 /// The smallest value of bucket `b`.
 fn bucket_value(b: usize) -> u64 {
-    let b = b as u64;
-    if b < SUB {
-        return b;
-    }
-    let exp = b / SUB + 3;
-    let sub = b % SUB;
-    (1 << exp) | (sub << (exp - 4))
+    LatencyHistogram::bucket_floor(b)
 }
 
 impl Buckets {

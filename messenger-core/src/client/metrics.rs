@@ -20,7 +20,7 @@ const SUB: u64 = 16;
 impl Default for LatencyHistogram {
     fn default() -> Self {
         LatencyHistogram {
-            buckets: vec![0; 64 * SUB as usize],
+            buckets: vec![0; Self::BUCKETS],
             count: 0,
             sum: 0,
             max: 0,
@@ -29,6 +29,20 @@ impl Default for LatencyHistogram {
 }
 
 impl LatencyHistogram {
+    /// Number of buckets; samples past the last one count in it.
+    pub const BUCKETS: usize = 64 * SUB as usize;
+
+    /// The bucket a sample of `micros` falls in (for code that counts samples elsewhere, in
+    /// the same buckets, and replays them with [`LatencyHistogram::record`]).
+    pub fn bucket_of(micros: u64) -> usize {
+        Self::bucket(micros).min(Self::BUCKETS - 1)
+    }
+
+    /// The smallest value of bucket `b` (what a percentile reports for it).
+    pub fn bucket_floor(b: usize) -> u64 {
+        Self::bucket_value(b)
+    }
+
     fn bucket(v: u64) -> usize {
         if v < SUB {
             return v as usize;

@@ -20,7 +20,7 @@ use messenger_core::client::metrics::LatencyHistogram;
 
 use super::latency::Buckets;
 use super::progress::Progress;
-use super::sys::{udp_rmem_default, wall_micros};
+use super::sys::{pace, udp_rmem_default, wall_micros};
 
 /// The workload both baselines run.
 #[derive(Debug, Clone)]
@@ -164,12 +164,7 @@ pub async fn naive(w: &Workload, progress: &Progress) -> anyhow::Result<Baseline
             let mut msg = vec![b'x'; size];
             let start = tokio::time::Instant::now();
             for k in 0..count {
-                if rate > 0.0 {
-                    let due = start + Duration::from_secs_f64(k as f64 / rate);
-                    if due > tokio::time::Instant::now() {
-                        tokio::time::sleep_until(due).await;
-                    }
-                }
+                pace(start, k, rate).await;
                 msg[..8].copy_from_slice(&wall_micros().to_le_bytes());
                 for p in &peers {
                     if s.send_to(&msg, p).await.is_ok() {

@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 
 use super::latency::Buckets;
-use super::sys::{cpu_time, peak_rss_kib, wall_micros};
+use super::sys::{cpu_time, pace, peak_rss_kib, wall_micros};
 use crate::cli::BenchMemberArgs;
 
 /// The benchmark's group.
@@ -251,12 +251,7 @@ impl BenchMember {
         let body = Bytes::from(body);
         let start = tokio::time::Instant::now();
         for k in 0..count {
-            if rate > 0.0 {
-                let due = start + Duration::from_secs_f64(k as f64 / rate);
-                if due > tokio::time::Instant::now() {
-                    tokio::time::sleep_until(due).await;
-                }
-            }
+            pace(start, k, rate).await;
             if k == 0 {
                 lock(&self.recorder).phases[phase].first_send_wall = Some(wall_micros());
             }

@@ -11,6 +11,17 @@ pub fn wall_micros() -> u64 {
         .unwrap_or(0)
 }
 
+/// Paces a sender at `rate` messages per second (0: full speed): waits until message `k`
+/// (from 0) is due, counted from `start`.
+pub async fn pace(start: tokio::time::Instant, k: u64, rate: f64) {
+    if rate > 0.0 {
+        let due = start + Duration::from_secs_f64(k as f64 / rate);
+        if due > tokio::time::Instant::now() {
+            tokio::time::sleep_until(due).await;
+        }
+    }
+}
+
 /// User + system CPU time of this process (every thread), from /proc/self/stat.
 pub fn cpu_time() -> Duration {
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {

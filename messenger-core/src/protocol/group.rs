@@ -824,31 +824,26 @@ impl Group {
         // A gap revealed by a later message is asked for at once; the rest (repeats, and the
         // tail the sender's status reveals, likely still in flight) waits for the timeout.
         let new_gap = peer.stream.rx.newest_gap_end() > asked;
-        let all_due = !new_gap && peer.stream.nack.ready(now, rto);
-        if !new_gap && !all_due {
+        let due = peer.stream.nack.ready(now, rto);
+        if !new_gap && !due {
             return;
         }
         let mut missing = peer.stream.rx.missing(32);
-        if new_gap {
-            if peer.stream.nack.ready(now, rto) {
-                // Due anyway: ask for everything missing.
-            } else {
-                // Only what was never asked for; the rest waits for its timeout.
-                missing.retain(|&(_, hi)| hi > asked);
-                for range in &mut missing {
-                    range.0 = range.0.max(asked.next());
-                }
+        if !due {
+            // Only what was never asked for; the rest waits for its timeout.
+            missing.retain(|&(_, hi)| hi > asked);
+            for range in &mut missing {
+                range.0 = range.0.max(asked.next());
             }
         }
-        let Some(&(_, hi)) = missing.last() else {
-            // Filled meanwhile: remember that it was seen.
-            let end = peer.stream.rx.newest_gap_end();
-            peer.stream.nack.asked_through(end);
-            return;
-        };
+        let last = missing.last().map_or(SeqNo::ZERO, |&(_, hi)| hi);
         peer.stream
             .nack
-            .asked_through(hi.max(peer.stream.rx.newest_gap_end()));
+            .asked_through(last.max(peer.stream.rx.newest_gap_end()));
+        if missing.is_empty() {
+            // Filled meanwhile.
+            return;
+        }
         self.stats.nacks_sent += 1;
         self.queue(from, &Frame::Nack(Nack { missing }));
     }

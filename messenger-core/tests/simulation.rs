@@ -232,3 +232,23 @@ fn chaos_mixed_disturbances() {
         }));
     }
 }
+
+/// A member whose datagrams all vanish while it stays connected to the tracker (a UDP
+/// firewall, a hostile member that sends nothing): the others report it silent, the tracker
+/// removes it, and the group resolves its messages as for a crash instead of stalling.
+#[test]
+fn a_silent_member_is_reported_and_removed() {
+    for order in [Order::Fifo, Order::Total] {
+        check_all(seeds(100).into_iter().map(|s| {
+            let mut c = base(s, order);
+            c.members = 3 + (s % 5) as usize;
+            c.messages = 40;
+            c.group.suspect_timeout = Duration::from_millis(400);
+            c.actions.push(Action::Silence {
+                member: s as usize % c.members,
+                at: Duration::from_micros(500 + (s * 313) % 6_000),
+            });
+            c
+        }));
+    }
+}

@@ -54,6 +54,10 @@ pub struct GroupConfig {
     pub status_interval: Duration,
     /// Departed members whose resolved streams are remembered (for later resolution rounds).
     pub max_departed: usize,
+    /// A peer heard from for this long on the data plane, while others are heard, is reported
+    /// ([`Event::Suspect`]): it may answer the tracker's heartbeats and still hold the group up
+    /// (a UDP firewall, a partition between members, a hostile member that sends nothing).
+    pub suspect_timeout: Duration,
 }
 
 impl Default for GroupConfig {
@@ -68,6 +72,7 @@ impl Default for GroupConfig {
             repair_interval: Duration::from_millis(10),
             status_interval: Duration::from_millis(100),
             max_departed: 64,
+            suspect_timeout: Duration::from_secs(3),
         }
     }
 }
@@ -105,6 +110,11 @@ pub enum Event {
     Writable,
     /// This member is not in the group's view any more; the group does nothing further.
     Removed,
+    /// Nothing has been heard from `member` for [`GroupConfig::suspect_timeout`] while other
+    /// members were heard (or it is the only other member). The runtime reports it to the
+    /// tracker, which removes it once enough members agree. Repeated every timeout while the
+    /// silence lasts.
+    Suspect { member: MemberId },
 }
 
 /// Why [`Group::send`] refused a message.
@@ -266,6 +276,10 @@ struct Peer {
     acked_received: SeqNo,
     acked_finals: SeqNo,
     ack_due: bool,
+    /// When a datagram of this member last passed the checks.
+    last_heard: Instant,
+    /// When it was last reported silent.
+    suspected_at: Option<Instant>,
 }
 
 /// One failure-resolution round (see `flush.rs`).
@@ -466,6 +480,10 @@ impl Group {
                 return Err(reason);
             }
         };
+        if let Some(peer) = self.peers.get_mut(&sender) {
+            peer.last_heard = now;
+            peer.suspected_at = None;
+        }
         for frame in frames {
             self.handle_frame(now, sender, frame);
         }
@@ -645,6 +663,8 @@ impl Group {
                     acked_received: self.last_seq,
                     acked_finals: self.last_seq,
                     ack_due: false,
+                    last_heard: now,
+                    suspected_at: None,
                 },
             );
             self.send_status(m.id);
@@ -684,12 +704,33 @@ impl Group {
             for id in all {
                 self.send_status(id);
             }
+            self.detect_silence(now);
         }
         if self.next_repair.is_some_and(|t| t <= now) {
             self.next_repair = None;
             self.repair(now);
         }
         self.arm_repair(now);
+    }
+
+    /// Reports peers silent for the suspect timeout, unless every peer is silent (then this
+    /// member is more likely the one cut off, and the tracker's heartbeats decide).
+    fn detect_silence(&mut self, now: Instant) {
+        let timeout = self.config.suspect_timeout;
+        let silent = |p: &Peer| now.saturating_duration_since(p.last_heard) >= timeout;
+        let someone_heard = self.peers.values().any(|p| !silent(p));
+        if !someone_heard && self.peers.len() > 1 {
+            return;
+        }
+        for (&id, peer) in self.peers.iter_mut() {
+            let due = peer
+                .suspected_at
+                .is_none_or(|t| now.saturating_duration_since(t) >= timeout);
+            if silent(peer) && due {
+                peer.suspected_at = Some(now);
+                self.events.push_back(Event::Suspect { member: id });
+            }
+        }
     }
 
     // ----- outputs -------------------------------------------------------------------------

@@ -34,6 +34,9 @@ pub enum Action {
     /// A member that left joins again at `at`: a new membership, so a new member id from the
     /// tracker and sequence numbers from 1.
     Rejoin { member: usize, at: Duration },
+    /// From `at` on, every datagram to or from the member is dropped, while it stays connected
+    /// to the tracker: only the other members' suspicion ([`Event::Suspect`]) can remove it.
+    Silence { member: usize, at: Duration },
     /// Datagrams between the two members are dropped from `at` for `duration`.
     Partition {
         a: usize,
@@ -50,6 +53,7 @@ impl Action {
             | Action::Join { at }
             | Action::Leave { at, .. }
             | Action::Rejoin { at, .. }
+            | Action::Silence { at, .. }
             | Action::Partition { at, .. } => Some(*at),
             Action::CrashAfterSend { .. } => None,
         }
@@ -140,6 +144,9 @@ struct Node {
     lost: Vec<u64>,
     /// Largest buffer sizes seen.
     peak: crate::protocol::BufferSizes,
+    /// Cut off from the data plane by [`Action::Silence`]: like a crashed member to the
+    /// others, but alive and still connected to the tracker.
+    silenced: bool,
 }
 
 /// Outcome of a run.
@@ -164,6 +171,8 @@ struct TrackerModel {
     members: Vec<ViewMember>,
     /// Last time a view was pushed to each member (pushes to one member stay in order).
     last_push: HashMap<MemberId, Instant>,
+    /// Members reported silent, with who reported them.
+    suspects: HashMap<MemberId, BTreeSet<MemberId>>,
 }
 
 /// The simulation.
@@ -203,6 +212,7 @@ impl Simulation {
                 view: 0,
                 members: Vec::new(),
                 last_push: HashMap::new(),
+                suspects: HashMap::new(),
             },
             pending_views: BinaryHeap::new(),
             view_store: HashMap::new(),
@@ -268,6 +278,7 @@ impl Simulation {
             counts: HashMap::new(),
             lost: vec![0],
             peak: Default::default(),
+            silenced: false,
         });
         i
     }
@@ -524,6 +535,24 @@ impl Simulation {
                 n.state = NodeState::Alive;
                 self.add_member(member);
             }
+            Action::Silence { member, .. } => {
+                if self.nodes[member].state != NodeState::Alive {
+                    return;
+                }
+                self.nodes[member].silenced = true;
+                let until = self.start + self.config.time_limit;
+                let addr = self.nodes[member].addr;
+                for other in 0..self.nodes.len() {
+                    if other != member {
+                        self.net.cut(addr, self.nodes[other].addr, until);
+                    }
+                }
+                // Detected within a suspect timeout and a status period.
+                let detected = self.now
+                    + self.config.group.suspect_timeout
+                    + self.config.group.status_interval;
+                self.quiet_since = self.quiet_since.max(detected);
+            }
             Action::Partition { a, b, duration, .. } => {
                 let (a, b) = (self.nodes[a].addr, self.nodes[b].addr);
                 self.net.cut(a, b, self.now + duration);
@@ -628,6 +657,7 @@ impl Simulation {
             self.net.send(now, node.addr, t.to, t.bytes);
         }
         let inc = node.incarnation as usize;
+        let mut suspects = Vec::new();
         while let Some(ev) = g.poll_event() {
             match ev {
                 Event::Deliver(d) => {
@@ -658,6 +688,32 @@ impl Simulation {
                     node.state = NodeState::Out;
                     node.to_send = 0;
                 }
+                Event::Suspect { member } => suspects.push(member),
+            }
+        }
+        let reporter = node.id;
+        for suspect in suspects {
+            self.suspect(reporter, suspect);
+        }
+    }
+
+    /// The tracker's rule: a member reported silent by at least half of the others (and at
+    /// least one) leaves the view.
+    fn suspect(&mut self, reporter: MemberId, suspect: MemberId) {
+        let members = &self.tracker.members;
+        if reporter == suspect
+            || !members.iter().any(|m| m.id == reporter)
+            || !members.iter().any(|m| m.id == suspect)
+        {
+            return;
+        }
+        let needed = (members.len() - 1).div_ceil(2).max(1);
+        let reporters = self.tracker.suspects.entry(suspect).or_default();
+        reporters.insert(reporter);
+        if reporters.len() >= needed {
+            self.tracker.suspects.remove(&suspect);
+            if let Some(i) = self.nodes.iter().position(|n| n.id == suspect) {
+                self.remove_member(i, true);
             }
         }
     }
@@ -667,7 +723,7 @@ impl Simulation {
         let mut out: BTreeMap<(MemberId, u32), BTreeSet<u64>> = BTreeMap::new();
         let joined = self.nodes[m].joined;
         for s in &self.nodes {
-            if s.state == NodeState::Crashed {
+            if s.state == NodeState::Crashed || s.silenced {
                 continue;
             }
             for (inc, sent) in s.sent.iter().enumerate() {
@@ -699,7 +755,11 @@ impl Simulation {
                 return false;
             }
             // Counting is enough here: `check` compares the exact sets afterwards.
-            for s in self.nodes.iter().filter(|s| s.state != NodeState::Crashed) {
+            for s in self
+                .nodes
+                .iter()
+                .filter(|s| s.state != NodeState::Crashed && !s.silenced)
+            {
                 for (inc, sent) in s.sent.iter().enumerate() {
                     // Views only grow along a sender's stream: the expected part is a suffix.
                     let before = sent.partition_point(|v| *v < n.joined);
@@ -796,7 +856,11 @@ impl Simulation {
         let survivors: Vec<usize> = (0..self.nodes.len())
             .filter(|i| self.in_group(*i))
             .collect();
-        for x in self.nodes.iter().filter(|n| n.state == NodeState::Crashed) {
+        for x in self
+            .nodes
+            .iter()
+            .filter(|n| n.state == NodeState::Crashed || n.silenced)
+        {
             let mut reference: Option<(MemberId, ViewId, BTreeSet<u64>)> = None;
             for &i in &survivors {
                 let n = &self.nodes[i];

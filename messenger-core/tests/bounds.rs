@@ -48,6 +48,7 @@ fn datagram(from: MemberId, frames: Vec<Frame>) -> Vec<u8> {
         header: Header {
             group: GROUP,
             sender: from,
+            recipient: ME,
             view: ViewId(1),
         },
         frames,
@@ -310,4 +311,53 @@ fn send_refuses_oversized_payloads_and_a_full_window() {
         Err(messenger_core::protocol::SendError::WindowFull)
     );
     assert_eq!(g.in_flight(), 64);
+}
+
+/// Issue 10, finding 1: a member that re-joined on the address of its earlier membership must
+/// not take the traffic peers still send to that membership as its own. Here HONEST, still in
+/// the old view, repeats its proposal for the old membership's message 1; the new membership
+/// (ME) has its own message 1 waiting for HONEST's proposal. Counting it would finalize ME's
+/// message with a proposal HONEST never made for it.
+#[test]
+fn a_datagram_for_an_earlier_membership_on_this_address_is_refused() {
+    const OLD_ME: MemberId = MemberId(99);
+    let now = epoch();
+    let mut g = Group::new(config(), ME, view(Order::Total), now);
+    g.send(now, Bytes::from_static(b"mine"), 0).expect("send");
+    let mut for_old = Datagram {
+        header: Header {
+            group: GROUP,
+            sender: HONEST,
+            recipient: OLD_ME,
+            view: ViewId(1),
+        },
+        frames: vec![
+            Frame::Propose(Propose {
+                seq: SeqNo(1),
+                counter: 5,
+            }),
+            Frame::Propose(Propose {
+                seq: SeqNo(1),
+                counter: 5,
+            }),
+        ],
+    };
+    let bytes = for_old.encode().expect("encodes");
+    assert_eq!(
+        g.handle_datagram(now, addr(HONEST), &bytes),
+        Err(DropReason::Misdirected)
+    );
+    assert_eq!(g.stats().misdirected, 1);
+    // The same proposals from MALLORY, addressed to ME, are taken; HONEST's are still awaited,
+    // so the message is not final and nothing is delivered.
+    for_old.header.sender = MALLORY;
+    for_old.header.recipient = ME;
+    let bytes = for_old.encode().expect("encodes");
+    g.handle_datagram(now, addr(MALLORY), &bytes)
+        .expect("accepted");
+    assert_eq!(
+        deliveries(&mut g),
+        vec![],
+        "waits for HONEST's own proposal"
+    );
 }

@@ -44,6 +44,7 @@ fn from_peer(frames: Vec<Frame>) -> Vec<u8> {
         header: Header {
             group: GROUP,
             sender: PEER,
+            recipient: ME,
             view: ViewId(1),
         },
         frames,

@@ -252,3 +252,28 @@ fn a_silent_member_is_reported_and_removed() {
         }));
     }
 }
+
+/// A member leaves and re-joins from the same UDP address as soon as it is out, while views
+/// still reach the others up to 40 ms apart: members still in the old view keep sending the
+/// old membership's traffic to that address, which the new membership must not take as its own.
+#[test]
+fn rejoin_from_the_same_address_right_after_a_leave() {
+    for order in [Order::Fifo, Order::Total] {
+        check_all(seeds(200).into_iter().map(|s| {
+            let mut c = base(s, order);
+            c.members = 3 + (s % 5) as usize;
+            c.messages = 40;
+            c.view_delay = Duration::from_millis(40);
+            let m = s as usize % c.members;
+            c.actions.push(Action::LeaveAtOnce {
+                member: m,
+                at: Duration::from_micros(1_000 + (s * 97) % 5_000),
+            });
+            c.actions.push(Action::Rejoin {
+                member: m,
+                at: Duration::from_micros(1_100 + (s * 97) % 5_000),
+            });
+            c
+        }));
+    }
+}

@@ -89,10 +89,13 @@ fn order_key() -> impl Strategy<Value = OrderKey> {
 // ---------------------------------------------------------------------------------------------
 
 fn header() -> impl Strategy<Value = Header> {
-    (group_id(), member(), view_id()).prop_map(|(group, sender, view)| Header {
-        group,
-        sender,
-        view,
+    (group_id(), member(), member(), view_id()).prop_map(|(group, sender, recipient, view)| {
+        Header {
+            group,
+            sender,
+            recipient,
+            view,
+        }
     })
 }
 
@@ -526,6 +529,7 @@ fn sample_header() -> Header {
     Header {
         group: GroupId(7),
         sender: MemberId(3),
+        recipient: MemberId(4),
         view: ViewId(2),
     }
 }

@@ -141,6 +141,8 @@ pub enum DropReason {
     Spoofed,
     #[error("datagram from an earlier membership of the sender")]
     Stale,
+    #[error("datagram for another membership (an earlier one of this address)")]
+    Misdirected,
     #[error("this member is no longer in the group")]
     Removed,
 }
@@ -156,6 +158,8 @@ pub struct GroupStats {
     pub spoofed: u64,
     pub unknown_sender: u64,
     pub stale: u64,
+    /// Datagrams addressed to another member id (an earlier membership on this address).
+    pub misdirected: u64,
     pub wrong_group: u64,
     pub duplicates: u64,
     pub out_of_window: u64,
@@ -321,6 +325,10 @@ pub struct Group {
     holdback: HoldBack,
     delivered_max: Option<OrderKey>,
     flush: Option<Flush>,
+    /// The decision of the last round this member coordinated to the end (every member
+    /// acknowledged it): a late or repeated report for that round gets it again instead of
+    /// starting a round that nobody would join.
+    finished: Option<FlushDecision>,
 
     rtt: RttEstimator,
     /// When the repairs other than NACKs run next.
@@ -360,6 +368,7 @@ impl Group {
             holdback: HoldBack::new(),
             delivered_max: None,
             flush: None,
+            finished: None,
             rtt: RttEstimator::default(),
             slow_repair_at: None,
             outbox: BTreeMap::new(),
@@ -475,6 +484,7 @@ impl Group {
                     DropReason::UnknownSender => self.stats.unknown_sender += 1,
                     DropReason::Spoofed => self.stats.spoofed += 1,
                     DropReason::Stale => self.stats.stale += 1,
+                    DropReason::Misdirected => self.stats.misdirected += 1,
                     DropReason::Removed => {}
                 }
                 return Err(reason);
@@ -505,6 +515,12 @@ impl Group {
         if header.group != self.view.group {
             return Err(DropReason::WrongGroup);
         }
+        // Before anything of the datagram is used: it must be for this membership. Peers that
+        // have not yet installed the view without an earlier membership on this address still
+        // send that membership's traffic here (proposals, acks, stream starts).
+        if header.recipient != self.me {
+            return Err(DropReason::Misdirected);
+        }
         let peer = self
             .peers
             .get(&header.sender)
@@ -512,7 +528,9 @@ impl Group {
         if peer.addr != from {
             return Err(DropReason::Spoofed);
         }
-        if header.view < peer.joined {
+        // Nobody honest builds a datagram for this membership in a view before it joined, or
+        // sends from a view before its own membership began.
+        if header.view < peer.joined || header.view < self.joined {
             return Err(DropReason::Stale);
         }
         Ok((header.sender, datagram.frames))
@@ -624,6 +642,15 @@ impl Group {
             return;
         }
         let old = std::mem::replace(&mut self.view, view);
+        // Datagrams started from now on name the new view.
+        for (&to, builder) in self.outbox.iter_mut() {
+            builder.set_header(Header {
+                group: self.view.group,
+                sender: self.me,
+                recipient: to,
+                view: self.view.id,
+            });
+        }
 
         // Departures: members gone, or gone and back under a newer membership.
         let gone: Vec<MemberId> = old
@@ -1298,6 +1325,16 @@ impl Group {
         if self.view.order != Order::Total || report.round != self.view.id {
             return;
         }
+        if let Some(decision) = self
+            .finished
+            .as_ref()
+            .filter(|d| d.round == report.round && self.flush.is_none())
+        {
+            // The round is over: the member missed the decision, or the report is a late copy.
+            let decision = decision.clone();
+            self.queue(from, &Frame::FlushDecision(decision));
+            return;
+        }
         if self.flush.as_ref().is_none_or(|f| f.round != report.round) {
             // Another member needs a round in this view: take part.
             self.start_round(now, report.round);
@@ -1638,7 +1675,7 @@ impl Group {
         }
         flush.acked.insert(from);
         if flush.applied && flush.acked.len() >= n {
-            self.flush = None;
+            self.finished = self.flush.take().and_then(|f| f.decision);
         }
     }
 
@@ -1845,6 +1882,7 @@ impl Group {
         let header = Header {
             group: self.view.group,
             sender: self.me,
+            recipient: to,
             view: self.view.id,
         };
         let budget = self.config.bundle_size;

@@ -33,7 +33,7 @@ use super::types::{GroupId, MemberId, OrderKey, Priority, SeqNo, ViewId};
 /// First two bytes of every datagram.
 pub const MAGIC: [u8; 2] = *b"GM";
 /// Version of the datagram format; a datagram with another version is rejected.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Version of the control protocol, carried in [`Hello`].
 pub const CONTROL_VERSION: u32 = 1;
 /// Largest datagram that is ever produced or accepted (the UDP payload limit over IPv4).
@@ -66,12 +66,16 @@ impl From<postcard::Error> for WireError {
     }
 }
 
-/// Who sent a datagram, for which group, in which of the sender's views.
+/// Who sent a datagram to whom, for which group, in which of the sender's views.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {
     pub group: GroupId,
     pub sender: MemberId,
-    /// The sender's current view of the group when it built the datagram.
+    /// The membership the datagram is for. A member id names one membership, so a datagram
+    /// built for a member that has since left is refused by a new membership of the same
+    /// client on the same address.
+    pub recipient: MemberId,
+    /// The sender's view of the group when it started the datagram.
     pub view: ViewId,
 }
 
@@ -424,6 +428,15 @@ impl DatagramBuilder {
             scratch: Vec::new(),
             done: Vec::new(),
         }
+    }
+
+    /// The header of datagrams started from now on (the view changed).
+    pub fn set_header(&mut self, header: Header) {
+        self.header_bytes.clear();
+        self.header_bytes.extend_from_slice(&MAGIC);
+        self.header_bytes.push(VERSION);
+        self.header_bytes = postcard::to_extend(&header, std::mem::take(&mut self.header_bytes))
+            .expect("a header always serializes");
     }
 
     /// Appends a frame, starting a new datagram when the budget would be exceeded.

@@ -31,8 +31,12 @@ pub enum Action {
     Join { at: Duration },
     /// The member stops sending at `at`, waits until its messages are stable, and leaves.
     Leave { member: usize, at: Duration },
-    /// A member that left joins again at `at`: a new membership, so a new member id from the
-    /// tracker and sequence numbers from 1.
+    /// The member leaves at `at` without waiting for its messages to be stable (what a client
+    /// whose leave timed out does): its unstable messages are resolved as for a crash.
+    LeaveAtOnce { member: usize, at: Duration },
+    /// A member that left joins again at `at` (or as soon as it is out, if it is still
+    /// leaving then), from the same UDP address: a new membership, so a new member id from
+    /// the tracker and sequence numbers from 1.
     Rejoin { member: usize, at: Duration },
     /// From `at` on, every datagram to or from the member is dropped, while it stays connected
     /// to the tracker: only the other members' suspicion ([`Event::Suspect`]) can remove it.
@@ -52,6 +56,7 @@ impl Action {
             Action::Crash { at, .. }
             | Action::Join { at }
             | Action::Leave { at, .. }
+            | Action::LeaveAtOnce { at, .. }
             | Action::Rejoin { at, .. }
             | Action::Silence { at, .. }
             | Action::Partition { at, .. } => Some(*at),
@@ -147,6 +152,18 @@ struct Node {
     /// Cut off from the data plane by [`Action::Silence`]: like a crashed member to the
     /// others, but alive and still connected to the tracker.
     silenced: bool,
+    /// Per incarnation: it left with messages that may not be stable ([`Action::LeaveAtOnce`]).
+    abrupt: Vec<bool>,
+}
+
+impl Node {
+    /// True when incarnation `inc` went away with messages that may not be stable (crashed,
+    /// silenced, or left at once): survivors agree on its messages but need not have them all.
+    fn gone_unstable(&self, inc: usize) -> bool {
+        let current = inc == self.incarnation as usize;
+        (current && (self.state == NodeState::Crashed || self.silenced))
+            || self.abrupt.get(inc).copied().unwrap_or(false)
+    }
 }
 
 /// Outcome of a run.
@@ -279,6 +296,7 @@ impl Simulation {
             lost: vec![0],
             peak: Default::default(),
             silenced: false,
+            abrupt: vec![false],
         });
         i
     }
@@ -513,12 +531,25 @@ impl Simulation {
                     self.nodes[member].leaving = true;
                 }
             }
+            Action::LeaveAtOnce { member, .. } => {
+                let n = &mut self.nodes[member];
+                if n.state == NodeState::Alive && n.group.as_ref().is_some_and(|g| !g.is_removed())
+                {
+                    n.to_send = 0;
+                    n.leaving = false;
+                    n.abrupt[n.incarnation as usize] = true;
+                    self.remove_member(member, true);
+                }
+            }
             Action::Rejoin { member, .. } => {
                 let n = &mut self.nodes[member];
                 if n.state != NodeState::Out && n.state != NodeState::Alive {
                     return;
                 }
                 if n.group.as_ref().is_some_and(|g| !g.is_removed()) {
+                    // Still leaving: re-join as soon as the view without it has arrived.
+                    let at = self.now + Duration::from_micros(100) - self.start;
+                    self.actions.push(Action::Rejoin { member, at });
                     return;
                 }
                 self.next_id += 1;
@@ -529,6 +560,7 @@ impl Simulation {
                 n.logs.push(Vec::new());
                 n.counts.clear();
                 n.lost.push(0);
+                n.abrupt.push(false);
                 n.group = None;
                 n.to_send = self.config.messages;
                 n.blocked = false;
@@ -723,10 +755,10 @@ impl Simulation {
         let mut out: BTreeMap<(MemberId, u32), BTreeSet<u64>> = BTreeMap::new();
         let joined = self.nodes[m].joined;
         for s in &self.nodes {
-            if s.state == NodeState::Crashed || s.silenced {
-                continue;
-            }
             for (inc, sent) in s.sent.iter().enumerate() {
+                if s.gone_unstable(inc) {
+                    continue;
+                }
                 let set = out.entry((s.ids[inc], inc as u32)).or_default();
                 for (k, view) in sent.iter().enumerate() {
                     if *view >= joined {
@@ -755,12 +787,11 @@ impl Simulation {
                 return false;
             }
             // Counting is enough here: `check` compares the exact sets afterwards.
-            for s in self
-                .nodes
-                .iter()
-                .filter(|s| s.state != NodeState::Crashed && !s.silenced)
-            {
+            for s in &self.nodes {
                 for (inc, sent) in s.sent.iter().enumerate() {
+                    if s.gone_unstable(inc) {
+                        continue;
+                    }
                     // Views only grow along a sender's stream: the expected part is a suffix.
                     let before = sent.partition_point(|v| *v < n.joined);
                     let expected = (sent.len() - before) as u64;
@@ -856,21 +887,22 @@ impl Simulation {
         let survivors: Vec<usize> = (0..self.nodes.len())
             .filter(|i| self.in_group(*i))
             .collect();
-        for x in self
-            .nodes
-            .iter()
-            .filter(|n| n.state == NodeState::Crashed || n.silenced)
-        {
+        let gone = self.nodes.iter().flat_map(|x| {
+            (0..x.sent.len())
+                .filter(|&inc| x.gone_unstable(inc))
+                .map(move |inc| (x, inc))
+        });
+        for (x, inc) in gone {
             let mut reference: Option<(MemberId, ViewId, BTreeSet<u64>)> = None;
             for &i in &survivors {
                 let n = &self.nodes[i];
                 let got: BTreeSet<u64> = n.logs[n.incarnation as usize]
                     .iter()
-                    .filter(|(m, _)| m.origin == x.id && m.incarnation == x.incarnation)
+                    .filter(|(m, _)| m.origin == x.ids[inc] && m.incarnation == inc as u32)
                     .map(|(m, _)| m.seq)
                     .collect();
                 // Compare only on what both were members for.
-                let sent = &x.sent[x.incarnation as usize];
+                let sent = &x.sent[inc];
                 match &reference {
                     None => reference = Some((n.id, n.joined, got)),
                     Some((rid, rjoined, rgot)) => {
@@ -881,10 +913,10 @@ impl Simulation {
                         let b: BTreeSet<u64> = got.iter().copied().filter(keep).collect();
                         if a != b && self.config.order == Order::Total {
                             return Err(format!(
-                                "seed {seed}: survivors {rid} and {} disagree on crashed {}'s messages: \
+                                "seed {seed}: survivors {rid} and {} disagree on departed {}'s messages: \
                                  {} vs {} delivered",
                                 n.id,
-                                x.id,
+                                x.ids[inc],
                                 a.len(),
                                 b.len()
                             ));

@@ -134,7 +134,7 @@ fn flooding_sequence_numbers_far_ahead_stays_within_the_window() {
                 // A counter at the limit would overflow the next proposal: refused.
                 Frame::Final(Final {
                     seq: SeqNo(2),
-                    priority: Priority::new(u64::MAX, MALLORY),
+                    priority: Priority::new(u128::MAX, MALLORY),
                 }),
             ];
             let _ = g.handle_datagram(now, addr(MALLORY), &datagram(MALLORY, frames));

@@ -118,6 +118,7 @@ fn the_retransmission_timeout_follows_acknowledged_round_trips() {
             vec![Frame::Ack(Ack {
                 received: SeqNo(i),
                 finals: SeqNo::ZERO,
+                delivered: SeqNo::ZERO,
             })],
         );
         while g.poll_transmit().is_some() {}

@@ -177,6 +177,8 @@ pub struct GroupStats {
 pub struct BufferSizes {
     pub send_buffer: usize,
     pub hold_back: usize,
+    /// Most messages of one origin in the total-order hold-back queue.
+    pub hold_back_per_origin: usize,
     /// Largest FIFO hold-back of any stream.
     pub max_stream_held: usize,
     pub pending_finals: usize,
@@ -265,6 +267,11 @@ impl Stream {
             } else {
                 SeqNo::ZERO
             },
+            delivered: if self.rx.start_known() {
+                self.delivered
+            } else {
+                SeqNo::ZERO
+            },
         }
     }
 }
@@ -279,6 +286,8 @@ struct Peer {
     start_for: SeqNo,
     acked_received: SeqNo,
     acked_finals: SeqNo,
+    /// Total order: the peer has delivered our messages up to here.
+    acked_delivered: SeqNo,
     ack_due: bool,
     /// When a datagram of this member last passed the checks.
     last_heard: Instant,
@@ -324,6 +333,8 @@ pub struct Group {
     counters: Counters,
     holdback: HoldBack,
     delivered_max: Option<OrderKey>,
+    /// Total order: our own messages delivered here, up to this one.
+    own_delivered: SeqNo,
     flush: Option<Flush>,
     /// The decision of the last round this member coordinated to the end (every member
     /// acknowledged it): a late or repeated report for that round gets it again instead of
@@ -367,6 +378,7 @@ impl Group {
             counters: Counters::default(),
             holdback: HoldBack::new(),
             delivered_max: None,
+            own_delivered: SeqNo::ZERO,
             flush: None,
             finished: None,
             rtt: RttEstimator::default(),
@@ -430,6 +442,7 @@ impl Group {
         let mut sizes = BufferSizes {
             send_buffer: self.send_buf.len(),
             hold_back: self.holdback.len(),
+            hold_back_per_origin: self.holdback.max_per_origin(),
             departed_streams: self.departed.len(),
             ..BufferSizes::default()
         };
@@ -497,7 +510,7 @@ impl Group {
         for frame in frames {
             self.handle_frame(now, sender, frame);
         }
-        self.deliver_ready();
+        self.deliver_ready(now);
         self.arm_repair(now);
         Ok(())
     }
@@ -537,7 +550,7 @@ impl Group {
     }
 
     fn handle_frame(&mut self, now: Instant, from: MemberId, frame: Frame) {
-        if !frame_is_plausible(&frame) {
+        if !frame_is_plausible(&frame, self.counters.known()) {
             self.stats.invalid_frames += 1;
             return;
         }
@@ -621,7 +634,7 @@ impl Group {
         }
         self.scratch_targets = targets;
         self.release_stable();
-        self.deliver_ready();
+        self.deliver_ready(now);
         self.arm_repair(now);
         Ok(seq)
     }
@@ -689,6 +702,7 @@ impl Group {
                     start_for: self.last_seq.next(),
                     acked_received: self.last_seq,
                     acked_finals: self.last_seq,
+                    acked_delivered: self.last_seq,
                     ack_due: false,
                     last_heard: now,
                     suspected_at: None,
@@ -701,7 +715,7 @@ impl Group {
             self.open_round(now);
         }
         self.release_stable();
-        self.deliver_ready();
+        self.deliver_ready(now);
         if self.next_status.is_none() {
             self.next_status = Some(now + self.config.status_interval);
         }
@@ -930,6 +944,7 @@ impl Group {
             }
             peer.acked_received = peer.acked_received.max(a.received);
             peer.acked_finals = peer.acked_finals.max(a.finals);
+            peer.acked_delivered = peer.acked_delivered.max(a.delivered);
         }
         // A session message means the sender may not have our acknowledgement yet.
         peer.ack_due = true;
@@ -949,6 +964,7 @@ impl Group {
             let advanced = ack.received > peer.acked_received;
             peer.acked_received = peer.acked_received.max(ack.received);
             peer.acked_finals = peer.acked_finals.max(ack.finals);
+            peer.acked_delivered = peer.acked_delivered.max(ack.delivered);
             if advanced {
                 self.sample_rtt(now, ack.received);
             }
@@ -1016,16 +1032,19 @@ impl Group {
             .values()
             .map(|p| {
                 if total {
-                    p.acked_received.min(p.acked_finals)
+                    // Delivered implies received and final; the window counts from here so
+                    // that a member stuck behind a missing final holds at most a window of
+                    // ours, and senders wait while a resolution pauses delivery.
+                    p.acked_received.min(p.acked_finals).min(p.acked_delivered)
                 } else {
                     p.acked_received
                 }
             })
             .min()
             .unwrap_or(self.last_seq);
-        // Our own messages become stable only once final here too.
+        // Our own messages become stable only once delivered here too.
         let stable = if total {
-            stable.min(self.proposals.decided_through())
+            stable.min(self.own_delivered)
         } else {
             stable.min(self.last_seq)
         };
@@ -1102,13 +1121,24 @@ impl Group {
 
     /// Delivers the hold-back queue's head while it is final (total order), unless a failure
     /// resolution pauses delivery.
-    fn deliver_ready(&mut self) {
+    fn deliver_ready(&mut self, now: Instant) {
         if self.view.order != Order::Total || self.is_paused() {
             return;
         }
         let window = self.config.window;
+        let mut own = false;
         while let Some((key, queued)) = self.holdback.pop_deliverable() {
             self.delivered_max = Some(key);
+            if key.origin == self.me {
+                self.own_delivered = self.own_delivered.max(key.seq);
+                own = true;
+            } else if let Some(peer) = self.peers.get_mut(&key.origin) {
+                // The sender's window counts from what we delivered: tell it soon.
+                peer.ack_due = true;
+                if self.ack_deadline.is_none() {
+                    self.ack_deadline = Some(now + self.config.ack_delay);
+                }
+            }
             if let Some(stream) = self.stream_mut(key.origin) {
                 stream.delivered = stream.delivered.max(key.seq);
                 stream.note_final_known(key.seq);
@@ -1118,6 +1148,9 @@ impl Group {
                 }
             }
             self.emit_delivery(key.origin, key.seq, queued.stamp, queued.payload);
+        }
+        if own {
+            self.release_stable();
         }
     }
 
@@ -1270,13 +1303,21 @@ impl Group {
         let mut streams = Vec::new();
         for (&origin, stream) in &self.departed {
             let mut entries: BTreeMap<SeqNo, ReportEntry> = BTreeMap::new();
-            let mut put = |seq: SeqNo, state: EntryState, content: Option<ViewId>| {
+            let mut put = |seq: SeqNo, state: EntryState, content: Option<&Msg>| {
+                let content =
+                    content.map(|m| (m.view, wire::content_digest(m.view, m.stamp, &m.payload)));
                 let e = entries.entry(seq).or_insert(ReportEntry {
                     seq,
                     state,
-                    content,
+                    content: None,
+                    digest: None,
                 });
-                e.content = e.content.or(content);
+                if e.content.is_none() {
+                    if let Some((view, digest)) = content {
+                        e.content = Some(view);
+                        e.digest = Some(digest);
+                    }
+                }
                 match (e.state, state) {
                     (_, EntryState::Final(_)) => e.state = state,
                     (EntryState::Unproposed, s) => e.state = s,
@@ -1295,16 +1336,21 @@ impl Group {
                 } else {
                     EntryState::Proposed(key.priority)
                 };
-                put(key.seq, state, Some(q.view));
+                let msg = Msg {
+                    view: q.view,
+                    stamp: q.stamp,
+                    payload: q.payload.clone(),
+                };
+                put(key.seq, state, Some(&msg));
             }
             for (seq, m) in stream.rx.held() {
-                put(seq, EntryState::Unproposed, Some(m.view));
+                put(seq, EntryState::Unproposed, Some(m));
             }
             for (&seq, m) in &stream.relayed {
-                put(seq, EntryState::Unproposed, Some(m.view));
+                put(seq, EntryState::Unproposed, Some(m));
             }
             for (&seq, (m, p)) in &stream.kept {
-                put(seq, EntryState::Final(*p), Some(m.view));
+                put(seq, EntryState::Final(*p), Some(m));
             }
             streams.push(StreamReport {
                 origin,
@@ -1403,14 +1449,26 @@ impl Group {
             return;
         };
         let mut asks: BTreeMap<(MemberId, MemberId), Vec<SeqNo>> = BTreeMap::new();
+        let decided_digest = |origin: MemberId, seq: SeqNo| {
+            let sd = flush
+                .decision
+                .as_ref()?
+                .streams
+                .iter()
+                .find(|s| s.origin == origin)?;
+            let index = usize::try_from(seq.0.checked_sub(sd.first.0)?).ok()?;
+            sd.decided.get(index).map(|d| d.digest)
+        };
         for (origin, seq) in missing {
+            // A holder of the decided content (the one whose copy will be accepted).
+            let digest = decided_digest(origin, seq);
             let holder = flush.reports.iter().find(|(m, r)| {
                 **m != me
                     && r.streams.iter().any(|s| {
                         s.origin == origin
                             && s.entries
                                 .iter()
-                                .any(|e| e.seq == seq && e.content.is_some())
+                                .any(|e| e.seq == seq && e.content.is_some() && e.digest == digest)
                     })
             });
             if let Some((holder, _)) = holder {
@@ -1520,14 +1578,31 @@ impl Group {
     }
 
     fn on_flush_relay(&mut self, now: Instant, relay: FlushRelay) {
-        let window = self.config.window;
+        // Only content the round's decision names, with the digest it names: what relays can
+        // add is bounded by the decision (not by how far the departed stream ran ahead of what
+        // this member delivered), and a member cannot substitute content.
+        let expected = self
+            .flush
+            .as_ref()
+            .and_then(|f| f.decision.as_ref())
+            .and_then(|d| d.streams.iter().find(|s| s.origin == relay.origin))
+            .and_then(|sd| {
+                let index = relay.seq.0.checked_sub(sd.first.0)?;
+                sd.decided.get(usize::try_from(index).ok()?)
+            })
+            .map(|d| d.digest);
+        let Some(expected) = expected else {
+            self.stats.invalid_frames += 1;
+            return;
+        };
+        if wire::content_digest(relay.view, relay.stamp, &relay.payload) != expected {
+            self.stats.invalid_frames += 1;
+            return;
+        }
         let Some(stream) = self.departed.get_mut(&relay.origin) else {
             return;
         };
-        if stream.closed.is_some()
-            || relay.seq <= stream.delivered
-            || relay.seq.0 > stream.delivered.0.saturating_add(2 * window)
-        {
+        if stream.closed.is_some() || relay.seq <= stream.delivered {
             return;
         }
         stream.relayed.entry(relay.seq).or_insert(Msg {
@@ -1661,7 +1736,7 @@ impl Group {
                 self.queue(coordinator, &Frame::FlushAck(FlushAck { round }));
             }
         }
-        self.deliver_ready();
+        self.deliver_ready(now);
     }
 
     fn on_flush_ack(&mut self, from: MemberId, ack: FlushAck) {
@@ -1839,6 +1914,7 @@ impl Group {
                     origin,
                     received: a.received,
                     finals: a.finals,
+                    delivered: a.delivered,
                 }
             })
             .collect();
@@ -1927,24 +2003,28 @@ impl Group {
     }
 }
 
-/// Rejects frames carrying values no honest member produces (priorities at the counter limit).
-fn frame_is_plausible(frame: &Frame) -> bool {
+/// Rejects frames carrying values no honest member produces: priority counters at the limit,
+/// or further above the highest counter this member knows (`known`) than honest counters ever
+/// get ([`Priority::plausible_counter`]). Without the second rule one frame could push every
+/// member's counters to the limit and stop total order for good.
+fn frame_is_plausible(frame: &Frame, known: u128) -> bool {
+    let ok = |p: &Priority| Priority::plausible_counter(p.counter, known);
     match frame {
-        Frame::Propose(p) => p.counter < Priority::MAX_COUNTER,
-        Frame::Final(f) => f.priority.is_valid(),
+        Frame::Propose(p) => Priority::plausible_counter(p.counter, known),
+        Frame::Final(f) => ok(&f.priority),
         Frame::FlushReport(r) => {
-            r.delivered_max.is_none_or(|k| k.priority.is_valid())
+            r.delivered_max.is_none_or(|k| ok(&k.priority))
                 && r.streams.iter().all(|s| {
                     s.entries.iter().all(|e| match e.state {
                         EntryState::Unproposed => true,
-                        EntryState::Proposed(p) | EntryState::Final(p) => p.is_valid(),
+                        EntryState::Proposed(p) | EntryState::Final(p) => ok(&p),
                     })
                 })
         }
         Frame::FlushDecision(d) => d
             .streams
             .iter()
-            .all(|s| s.decided.iter().all(|d| d.priority.is_valid())),
+            .all(|s| s.decided.iter().all(|d| ok(&d.priority))),
         _ => true,
     }
 }

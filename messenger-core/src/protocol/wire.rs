@@ -126,6 +126,10 @@ pub struct StreamAck {
     pub received: SeqNo,
     /// Every message up to this one has a known final priority (total order only).
     pub finals: SeqNo,
+    /// Every message up to this one has been delivered (total order only: a message can be
+    /// final and still wait in the hold-back queue). The sender's window counts from here, which
+    /// bounds what waits at this member per sender.
+    pub delivered: SeqNo,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,6 +146,8 @@ pub struct Status {
 pub struct Ack {
     pub received: SeqNo,
     pub finals: SeqNo,
+    /// See [`StreamAck::delivered`].
+    pub delivered: SeqNo,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,7 +160,7 @@ pub struct Nack {
 pub struct Propose {
     pub seq: SeqNo,
     /// The proposal is `(counter, header.sender)`.
-    pub counter: u64,
+    pub counter: u128,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,6 +186,28 @@ pub struct ReportEntry {
     pub state: EntryState,
     /// Set when the survivor holds the content (and can relay it): the view it was sent in.
     pub content: Option<ViewId>,
+    /// With `content`: the digest of what the survivor holds ([`content_digest`]).
+    pub digest: Option<ContentDigest>,
+}
+
+/// SHA-256 of a message's view, stamp and payload, truncated to 128 bits: what failure
+/// resolution relays must match what a survivor reported holding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ContentDigest(pub [u8; 16]);
+
+/// The digest of one message's content as failure resolution reports and checks it.
+pub fn content_digest(view: ViewId, stamp: u64, payload: &[u8]) -> ContentDigest {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(b"messenger relay v1");
+    hasher.update(view.0.to_le_bytes());
+    hasher.update(stamp.to_le_bytes());
+    hasher.update((payload.len() as u64).to_le_bytes());
+    hasher.update(payload);
+    let full = hasher.finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&full[..16]);
+    ContentDigest(out)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -236,6 +264,8 @@ pub struct Decided {
     pub priority: Priority,
     /// The view it was sent in: members that joined later do not deliver it.
     pub view: ViewId,
+    /// The content to deliver: relayed copies that do not match are refused.
+    pub digest: ContentDigest,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

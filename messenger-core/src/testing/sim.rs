@@ -683,6 +683,10 @@ impl Simulation {
         let sizes = g.buffer_sizes();
         node.peak.send_buffer = node.peak.send_buffer.max(sizes.send_buffer);
         node.peak.hold_back = node.peak.hold_back.max(sizes.hold_back);
+        node.peak.hold_back_per_origin = node
+            .peak
+            .hold_back_per_origin
+            .max(sizes.hold_back_per_origin);
         node.peak.max_stream_held = node.peak.max_stream_held.max(sizes.max_stream_held);
         node.peak.pending_finals = node.peak.pending_finals.max(sizes.pending_finals);
         while let Some(t) = g.poll_transmit() {
@@ -848,6 +852,7 @@ impl Simulation {
             }
             // Bounded buffers.
             if n.peak.send_buffer > window
+                || n.peak.hold_back_per_origin > window
                 || n.peak.max_stream_held > 2 * window
                 || n.peak.pending_finals > window + 1
             {
@@ -1011,6 +1016,7 @@ impl Simulation {
         for n in &self.nodes {
             p.send_buffer = p.send_buffer.max(n.peak.send_buffer);
             p.hold_back = p.hold_back.max(n.peak.hold_back);
+            p.hold_back_per_origin = p.hold_back_per_origin.max(n.peak.hold_back_per_origin);
             p.max_stream_held = p.max_stream_held.max(n.peak.max_stream_held);
             p.pending_finals = p.pending_finals.max(n.peak.pending_finals);
         }

@@ -361,3 +361,45 @@ fn a_datagram_for_an_earlier_membership_on_this_address_is_refused() {
         "waits for HONEST's own proposal"
     );
 }
+
+/// Issue 10, finding 8: fifty NACKs of 26 bytes used to make a sender retransmit its whole
+/// window fifty times (×19,745). Retransmissions to a peer are now paid from a credit earned
+/// by what we first sent it and three times what it sent us, capped at one window.
+#[test]
+fn nacks_cannot_make_a_member_send_more_than_its_credit() {
+    let window = 64usize;
+    let now = epoch();
+    let mut g = Group::new(config(), ME, view(Order::Fifo), now);
+    let payload = Bytes::from(vec![7u8; 1000]);
+    let mut fresh = 0usize;
+    for _ in 0..window {
+        g.send(now, payload.clone(), 0).expect("window has room");
+    }
+    while let Some(t) = g.poll_transmit() {
+        if t.member == MALLORY {
+            fresh += t.bytes.len();
+        }
+    }
+    let mut asked = 0usize;
+    let mut resent = 0usize;
+    for _ in 0..50 {
+        let nack = datagram(
+            MALLORY,
+            vec![Frame::Nack(Nack {
+                missing: vec![(SeqNo(1), SeqNo(window as u64))],
+            })],
+        );
+        asked += nack.len();
+        let _ = g.handle_datagram(now, addr(MALLORY), &nack);
+        while let Some(t) = g.poll_transmit() {
+            if t.member == MALLORY {
+                resent += t.bytes.len();
+            }
+        }
+    }
+    // One window of credit to start with, what we first sent, three times what was asked.
+    let bound = 2 * window * (1200 + 32) + 3 * asked;
+    assert!(resent >= fresh, "the first requests are answered: {resent}");
+    assert!(resent <= bound, "resent {resent} bytes, bound {bound}");
+    assert!(g.stats().resends_refused > 0);
+}

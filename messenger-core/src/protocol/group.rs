@@ -164,6 +164,8 @@ pub struct GroupStats {
     pub duplicates: u64,
     pub out_of_window: u64,
     pub retransmitted: u64,
+    /// Retransmissions and relays not sent because the peer had used up its credit.
+    pub resends_refused: u64,
     pub nacks_sent: u64,
     pub delivered: u64,
     pub lost: u64,
@@ -293,6 +295,10 @@ struct Peer {
     last_heard: Instant,
     /// When it was last reported silent.
     suspected_at: Option<Instant>,
+    /// Bytes this member may still send the peer again (retransmissions, relays): earned by
+    /// what we first sent it and three times what it sent us, at most
+    /// [`Group::resend_cap`]. A peer cannot make us send more than that on its request.
+    resend_credit: usize,
 }
 
 /// One failure-resolution round (see `flush.rs`).
@@ -464,7 +470,7 @@ impl Group {
         bytes: &[u8],
     ) -> Result<(), DropReason> {
         let decoded = wire::Datagram::decode(bytes);
-        self.handle_decoded(now, from, decoded)
+        self.handle_decoded(now, from, bytes.len(), decoded)
     }
 
     /// [`Group::handle_datagram`] for a datagram in a shared buffer: the payloads delivered
@@ -476,13 +482,14 @@ impl Group {
         bytes: &Bytes,
     ) -> Result<(), DropReason> {
         let decoded = wire::Datagram::decode_shared(bytes);
-        self.handle_decoded(now, from, decoded)
+        self.handle_decoded(now, from, bytes.len(), decoded)
     }
 
     fn handle_decoded(
         &mut self,
         now: Instant,
         from: SocketAddr,
+        len: usize,
         decoded: Result<wire::Datagram, wire::WireError>,
     ) -> Result<(), DropReason> {
         self.stats.datagrams_received += 1;
@@ -503,9 +510,11 @@ impl Group {
                 return Err(reason);
             }
         };
+        let cap = self.resend_cap();
         if let Some(peer) = self.peers.get_mut(&sender) {
             peer.last_heard = now;
             peer.suspected_at = None;
+            peer.resend_credit = peer.resend_credit.saturating_add(3 * len).min(cap);
         }
         for frame in frames {
             self.handle_frame(now, sender, frame);
@@ -599,6 +608,10 @@ impl Group {
         targets.clear();
         targets.extend(self.peers.keys().copied());
         self.queue_to_all(&targets, &data);
+        let (earned, cap) = (resend_cost(payload.len()), self.resend_cap());
+        for peer in self.peers.values_mut() {
+            peer.resend_credit = peer.resend_credit.saturating_add(earned).min(cap);
+        }
         self.send_buf.push(Sent {
             seq,
             view,
@@ -706,6 +719,7 @@ impl Group {
                     ack_due: false,
                     last_heard: now,
                     suspected_at: None,
+                    resend_credit: self.resend_cap(),
                 },
             );
             self.send_status(m.id);
@@ -989,7 +1003,7 @@ impl Group {
     }
 
     fn on_nack(&mut self, from: MemberId, nack: Nack) {
-        let Some(peer) = self.peers.get(&from) else {
+        let Some(peer) = self.peers.get_mut(&from) else {
             return;
         };
         let start = peer.start_for;
@@ -1004,6 +1018,14 @@ impl Group {
                     break 'ranges;
                 }
                 if let Some(sent) = self.send_buf.get_mut(seq) {
+                    let cost = resend_cost(sent.payload.len());
+                    if peer.resend_credit < cost {
+                        // The rest waits: an honest peer asks again after its timeout, by
+                        // when what it sends us has earned more.
+                        self.stats.resends_refused += 1;
+                        break 'ranges;
+                    }
+                    peer.resend_credit -= cost;
                     sent.retransmitted = true;
                     frames.push(Frame::Data(Data {
                         seq,
@@ -1561,8 +1583,15 @@ impl Group {
 
     fn on_flush_fetch(&mut self, from: MemberId, fetch: FlushFetch) {
         let mut frames = Vec::new();
+        let mut credit = self.peers.get(&from).map_or(0, |p| p.resend_credit);
         for seq in fetch.seqs.into_iter().take(self.config.window as usize) {
             if let Some(msg) = self.content_of(fetch.origin, seq) {
+                let cost = resend_cost(msg.payload.len());
+                if credit < cost {
+                    self.stats.resends_refused += 1;
+                    break;
+                }
+                credit -= cost;
                 frames.push(Frame::FlushRelay(FlushRelay {
                     origin: fetch.origin,
                     seq,
@@ -1572,9 +1601,19 @@ impl Group {
                 }));
             }
         }
+        if let Some(peer) = self.peers.get_mut(&from) {
+            peer.resend_credit = credit;
+        }
         for frame in frames {
             self.queue(from, &frame);
         }
+    }
+
+    /// Most resend credit a peer can hold: one window of the largest messages.
+    fn resend_cap(&self) -> usize {
+        usize::try_from(self.config.window)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(resend_cost(self.config.max_payload))
     }
 
     fn on_flush_relay(&mut self, now: Instant, relay: FlushRelay) {
@@ -2001,6 +2040,12 @@ impl Group {
             }
         }
     }
+}
+
+/// What sending a message of `payload` bytes again costs a peer's credit (frame overhead
+/// included).
+fn resend_cost(payload: usize) -> usize {
+    payload.saturating_add(32)
 }
 
 /// Rejects frames carrying values no honest member produces: priority counters at the limit,

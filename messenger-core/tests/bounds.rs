@@ -265,12 +265,12 @@ fn bogus_protocol_frames_from_a_member_do_no_harm() {
             counter: 3,
         }),
         // Failure-resolution frames out of any round, from a member that is not coordinator.
-        Frame::FlushReport(FlushReport {
+        Frame::FlushReport(Box::new(FlushReport {
             round: ViewId(77),
             joined: ViewId(1),
             delivered_max: None,
             streams: vec![],
-        }),
+        })),
         Frame::FlushRelay(FlushRelay {
             origin: HONEST,
             seq: SeqNo(1),

@@ -257,7 +257,7 @@ fn frame() -> impl Strategy<Value = Frame> {
         nack().prop_map(Frame::Nack),
         propose().prop_map(Frame::Propose),
         final_().prop_map(Frame::Final),
-        flush_report().prop_map(Frame::FlushReport),
+        flush_report().prop_map(|r| Frame::FlushReport(Box::new(r))),
         flush_fetch().prop_map(Frame::FlushFetch),
         flush_relay().prop_map(Frame::FlushRelay),
         flush_decision().prop_map(Frame::FlushDecision),

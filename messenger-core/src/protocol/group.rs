@@ -570,7 +570,7 @@ impl Group {
             Frame::Nack(nack) => self.on_nack(from, nack),
             Frame::Propose(p) => self.on_propose(now, from, p),
             Frame::Final(f) => self.on_final(now, from, f),
-            Frame::FlushReport(r) => self.on_flush_report(now, from, r),
+            Frame::FlushReport(r) => self.on_flush_report(now, from, *r),
             Frame::FlushFetch(f) => self.on_flush_fetch(from, f),
             Frame::FlushRelay(r) => self.on_flush_relay(now, r),
             Frame::FlushDecision(d) => self.on_flush_decision(now, from, d),
@@ -1151,17 +1151,21 @@ impl Group {
         let mut own = false;
         while let Some((key, queued)) = self.holdback.pop_deliverable() {
             self.delivered_max = Some(key);
-            if key.origin == self.me {
+            let stream = if key.origin == self.me {
                 self.own_delivered = self.own_delivered.max(key.seq);
                 own = true;
+                None
             } else if let Some(peer) = self.peers.get_mut(&key.origin) {
                 // The sender's window counts from what we delivered: tell it soon.
                 peer.ack_due = true;
                 if self.ack_deadline.is_none() {
                     self.ack_deadline = Some(now + self.config.ack_delay);
                 }
-            }
-            if let Some(stream) = self.stream_mut(key.origin) {
+                Some(&mut peer.stream)
+            } else {
+                self.departed.get_mut(&key.origin)
+            };
+            if let Some(stream) = stream {
                 stream.delivered = stream.delivered.max(key.seq);
                 stream.note_final_known(key.seq);
                 stream.retained.push_back((key.seq, key.priority));
@@ -1173,13 +1177,6 @@ impl Group {
         }
         if own {
             self.release_stable();
-        }
-    }
-
-    fn stream_mut(&mut self, origin: MemberId) -> Option<&mut Stream> {
-        match self.peers.get_mut(&origin) {
-            Some(p) => Some(&mut p.stream),
-            None => self.departed.get_mut(&origin),
         }
     }
 
@@ -1310,11 +1307,11 @@ impl Group {
             // The coordinator's report asks everyone else to report too.
             let others: Vec<MemberId> = self.peers.keys().copied().collect();
             for to in others {
-                self.queue(to, &Frame::FlushReport(report.clone()));
+                self.queue(to, &Frame::FlushReport(Box::new(report.clone())));
             }
             self.try_decide(now);
         } else {
-            self.queue(coordinator, &Frame::FlushReport(report));
+            self.queue(coordinator, &Frame::FlushReport(Box::new(report)));
         }
         if let Some(f) = self.flush.as_mut() {
             f.last_sent = Some(now);
@@ -1921,7 +1918,7 @@ impl Group {
                         .copied()
                         .collect();
                     for to in waiting {
-                        self.queue(to, &Frame::FlushReport(report.clone()));
+                        self.queue(to, &Frame::FlushReport(Box::new(report.clone())));
                     }
                 }
             }
@@ -1932,7 +1929,7 @@ impl Group {
                 self.fetch_from_coordinator(now, missing);
             } else {
                 let report = self.build_report(round);
-                self.queue(coordinator, &Frame::FlushReport(report));
+                self.queue(coordinator, &Frame::FlushReport(Box::new(report)));
             }
         }
     }

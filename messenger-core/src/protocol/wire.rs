@@ -94,8 +94,9 @@ pub enum Frame {
     Propose(Propose),
     /// ISIS: the agreed priority of the header sender's message `seq`.
     Final(Final),
-    /// Failure resolution: a survivor's report to the coordinator.
-    FlushReport(FlushReport),
+    /// Failure resolution: a survivor's report to the coordinator (boxed: rare and large, it
+    /// would otherwise make every frame of the data path larger).
+    FlushReport(Box<FlushReport>),
     /// Failure resolution: please relay the content of these messages of a departed member.
     FlushFetch(FlushFetch),
     /// Failure resolution: the content of one message of a departed member.
@@ -347,7 +348,7 @@ enum FrameIn<'a> {
     Nack(Nack),
     Propose(Propose),
     Final(Final),
-    FlushReport(FlushReport),
+    FlushReport(Box<FlushReport>),
     FlushFetch(FlushFetch),
     FlushRelay(#[serde(borrow)] FlushRelayIn<'a>),
     FlushDecision(FlushDecision),

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use messenger_core::protocol::wire::{
-    Data, Datagram, Final, FlushDecision, FlushRelay, FlushReport, Frame, Header, Nack, Propose,
-    Status, StreamDecision,
+    Data, Datagram, Final, FlushDecision, FlushRelay, FlushReport, Frame, Header, Nack, Part,
+    Propose, Status, StreamDecision,
 };
 use messenger_core::protocol::{
     DropReason, Event, Group, GroupConfig, GroupId, MemberId, Order, Priority, SeqNo, View, ViewId,
@@ -270,6 +270,7 @@ fn bogus_protocol_frames_from_a_member_do_no_harm() {
             joined: ViewId(1),
             delivered_max: None,
             streams: vec![],
+            part: Part::WHOLE,
         })),
         Frame::FlushRelay(FlushRelay {
             origin: HONEST,
@@ -285,6 +286,7 @@ fn bogus_protocol_frames_from_a_member_do_no_harm() {
                 first: SeqNo(1),
                 decided: vec![],
             }],
+            part: Part::WHOLE,
         }),
     ];
     g.handle_datagram(now, addr(MALLORY), &datagram(MALLORY, frames))

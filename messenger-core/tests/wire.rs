@@ -15,8 +15,8 @@ use messenger_core::protocol::types::{GroupId, MemberId, OrderKey, Priority, Seq
 use messenger_core::protocol::wire::{
     encode_control, Ack, ClientFrame, ContentDigest, Data, Datagram, DatagramBuilder, Decided,
     EntryState, ErrorCode, Final, FlushAck, FlushDecision, FlushFetch, FlushRelay, FlushReport,
-    Frame, FrameDecoder, GroupInfo, Header, Hello, MetricsReport, Nack, Order, Propose, Reply,
-    ReportEntry, Request, ServerFrame, Status, StreamAck, StreamDecision, StreamReport,
+    Frame, FrameDecoder, GroupInfo, Header, Hello, MetricsReport, Nack, Order, Part, Propose,
+    Reply, ReportEntry, Request, ServerFrame, Status, StreamAck, StreamDecision, StreamReport,
     TrackerStats, View, ViewMember, WireError, CONTROL_VERSION, MAGIC, MAX_CONTROL_FRAME,
     MAX_DATAGRAM, VERSION,
 };
@@ -201,6 +201,7 @@ fn flush_report() -> impl Strategy<Value = FlushReport> {
             joined,
             delivered_max,
             streams,
+            part: Part { index: 0, count: 1 },
         })
 }
 
@@ -241,8 +242,11 @@ fn stream_decision() -> impl Strategy<Value = StreamDecision> {
 }
 
 fn flush_decision() -> impl Strategy<Value = FlushDecision> {
-    (view_id(), vec(stream_decision(), 0..4))
-        .prop_map(|(round, streams)| FlushDecision { round, streams })
+    (view_id(), vec(stream_decision(), 0..4)).prop_map(|(round, streams)| FlushDecision {
+        round,
+        streams,
+        part: Part::WHOLE,
+    })
 }
 
 fn flush_ack() -> impl Strategy<Value = FlushAck> {

@@ -19,14 +19,16 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::fifo::{Accept, FifoStream};
-use super::flush::{decide, decision_last};
+use super::flush::{
+    decide, decision_last, merge_decision, merge_report, split_decision, split_report, Parts,
+};
 use super::isis::{Counters, HoldBack, Proposals, Queued};
 use super::reliable::{NackPacer, RttEstimator, SendBuffer, Sent};
 use super::types::{GroupId, MemberId, OrderKey, Priority, SeqNo, ViewId};
 use super::wire::{
     self, Ack, Data, DatagramBuilder, Decided, EntryState, Final, FlushAck, FlushDecision,
-    FlushFetch, FlushRelay, FlushReport, Frame, Header, Nack, Order, Propose, ReportEntry, Status,
-    StreamAck, StreamDecision, StreamReport, View, WireError,
+    FlushFetch, FlushRelay, FlushReport, Frame, Header, Nack, Order, Part, Propose, ReportEntry,
+    Status, StreamAck, StreamDecision, StreamReport, View, WireError,
 };
 
 /// Limits and timers of one group. One struct configures everything.
@@ -310,8 +312,12 @@ struct Flush {
     /// The decision being applied (member) or announced (coordinator).
     decision: Option<FlushDecision>,
     last_sent: Option<Instant>,
+    /// Member only: the parts of the decision received so far.
+    decision_parts: Parts<FlushDecision>,
     // Coordinator only.
     reports: BTreeMap<MemberId, FlushReport>,
+    /// Reports still arriving in parts.
+    report_parts: BTreeMap<MemberId, Parts<FlushReport>>,
     /// Content of the decided messages, kept to relay to members that lack it (the
     /// coordinator may deliver its own copies before they ask).
     relay: BTreeMap<(MemberId, SeqNo), Msg>,
@@ -1295,7 +1301,9 @@ impl Group {
             applied: false,
             decision: None,
             last_sent: None,
+            decision_parts: Parts::default(),
             reports: BTreeMap::new(),
+            report_parts: BTreeMap::new(),
             relay: BTreeMap::new(),
             acked: BTreeSet::new(),
         });
@@ -1307,11 +1315,11 @@ impl Group {
             // The coordinator's report asks everyone else to report too.
             let others: Vec<MemberId> = self.peers.keys().copied().collect();
             for to in others {
-                self.queue(to, &Frame::FlushReport(Box::new(report.clone())));
+                self.queue_call(to, &report);
             }
             self.try_decide(now);
         } else {
-            self.queue(coordinator, &Frame::FlushReport(Box::new(report)));
+            self.queue_report(coordinator, &report);
         }
         if let Some(f) = self.flush.as_mut() {
             f.last_sent = Some(now);
@@ -1383,6 +1391,7 @@ impl Group {
             joined: self.joined,
             delivered_max: self.delivered_max,
             streams,
+            part: Part::WHOLE,
         }
     }
 
@@ -1397,7 +1406,7 @@ impl Group {
         {
             // The round is over: the member missed the decision, or the report is a late copy.
             let decision = decision.clone();
-            self.queue(from, &Frame::FlushDecision(decision));
+            self.queue_decision(from, &decision);
             return;
         }
         if self.flush.as_ref().is_none_or(|f| f.round != report.round) {
@@ -1416,12 +1425,25 @@ impl Group {
         if let Some(decision) = flush.decision.clone() {
             if flush.applied {
                 // The member missed the decision.
-                self.queue(from, &Frame::FlushDecision(decision));
+                self.queue_decision(from, &decision);
             }
             return;
         }
-        flush.reports.entry(from).or_insert(report);
-        self.try_decide(now);
+        if flush.reports.contains_key(&from) {
+            return;
+        }
+        let parts = flush.report_parts.entry(from).or_default();
+        let Some(parts) = parts.add(report.part, report) else {
+            return;
+        };
+        flush.report_parts.remove(&from);
+        match merge_report(parts) {
+            Some(report) => {
+                flush.reports.insert(from, report);
+                self.try_decide(now);
+            }
+            None => self.stats.invalid_frames += 1,
+        }
     }
 
     /// Coordinator: decides once every member reported, after gathering the content of every
@@ -1458,7 +1480,7 @@ impl Group {
             }
             let others: Vec<MemberId> = self.peers.keys().copied().collect();
             for to in others {
-                self.queue(to, &Frame::FlushDecision(decision.clone()));
+                self.queue_decision(to, &decision);
             }
             self.apply_decision(now, &decision);
             return;
@@ -1666,7 +1688,18 @@ impl Group {
             );
             return;
         }
-        flush.decision = Some(decision);
+        if flush.decision.is_none() {
+            let Some(parts) = flush.decision_parts.add(decision.part, decision) else {
+                return;
+            };
+            match merge_decision(parts) {
+                Some(whole) => flush.decision = Some(whole),
+                None => {
+                    self.stats.invalid_frames += 1;
+                    return;
+                }
+            }
+        }
         self.progress_flush(now);
     }
 
@@ -1902,7 +1935,7 @@ impl Group {
                         .copied()
                         .collect();
                     for to in waiting {
-                        self.queue(to, &Frame::FlushDecision(decision.clone()));
+                        self.queue_decision(to, &decision);
                     }
                 }
                 (Some(_), false) => self.try_decide(now),
@@ -1918,7 +1951,7 @@ impl Group {
                         .copied()
                         .collect();
                     for to in waiting {
-                        self.queue(to, &Frame::FlushReport(Box::new(report.clone())));
+                        self.queue_call(to, &report);
                     }
                 }
             }
@@ -1929,7 +1962,7 @@ impl Group {
                 self.fetch_from_coordinator(now, missing);
             } else {
                 let report = self.build_report(round);
-                self.queue(coordinator, &Frame::FlushReport(Box::new(report)));
+                self.queue_report(coordinator, &report);
             }
         }
     }
@@ -1960,6 +1993,26 @@ impl Group {
             acks,
         });
         self.queue(to, &status);
+    }
+
+    /// Queues a report in as many parts as it takes.
+    fn queue_report(&mut self, to: MemberId, report: &FlushReport) {
+        for part in split_report(report) {
+            self.queue(to, &Frame::FlushReport(Box::new(part)));
+        }
+    }
+
+    /// The coordinator's call to report: the first part of its own report is enough.
+    fn queue_call(&mut self, to: MemberId, report: &FlushReport) {
+        if let Some(part) = split_report(report).into_iter().next() {
+            self.queue(to, &Frame::FlushReport(Box::new(part)));
+        }
+    }
+
+    fn queue_decision(&mut self, to: MemberId, decision: &FlushDecision) {
+        for part in split_decision(decision) {
+            self.queue(to, &Frame::FlushDecision(part));
+        }
     }
 
     fn queue_ack(&mut self, to: MemberId) {

@@ -232,6 +232,21 @@ pub struct FlushReport {
     /// Highest order key this survivor has delivered in the group.
     pub delivered_max: Option<OrderKey>,
     pub streams: Vec<StreamReport>,
+    /// Which part of the whole report this frame carries (a report with many entries is sent
+    /// in parts, each fitting a datagram; a stream's entries may span parts).
+    pub part: Part,
+}
+
+/// Which part of a report or decision a frame carries, counting from 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Part {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Part {
+    /// All of it in one frame.
+    pub const WHOLE: Part = Part { index: 0, count: 1 };
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -273,6 +288,9 @@ pub struct Decided {
 pub struct FlushDecision {
     pub round: ViewId,
     pub streams: Vec<StreamDecision>,
+    /// Which part of the whole decision this frame carries (a stream's decided messages may
+    /// span parts; every part names its first sequence number).
+    pub part: Part,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

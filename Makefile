@@ -11,6 +11,12 @@ export CARGO_TERM_COLOR ?= never
 EXTRA_TESTS :=
 -include mk/*.mk
 
+# `make test` tests everything, whatever the shell left behind: these developer switches
+# (replay one seed, rewrite the C header, inject faults into every client) would make it test
+# less or pass by writing what it should compare. SIM_SEEDS and PROPTEST_CASES only ever ask for
+# more, and a malformed SIM_SEEDS is an error.
+unexport SIM_SEED MESSENGER_BLESS MESSENGER_FAULTS
+
 test: lint build test-rust fuzz-check $(EXTRA_TESTS)
 	@echo "make test: every check passed"
 
@@ -20,6 +26,7 @@ build:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
+	$(CARGO) clippy -p messenger-py --all-targets --locked -- -D warnings
 
 # Programs the tests drive: tmux, for the interactive test of the chat (demo/tests).
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)

@@ -1542,7 +1542,7 @@ impl Group {
             if stream.closed.is_some() {
                 continue;
             }
-            for (seq, _) in self.to_deliver(sd, stream) {
+            for (seq, _) in to_keep(sd, stream) {
                 let held = self.holdback.contains(sd.origin, seq)
                     || stream.rx.get(seq).is_some()
                     || stream.relayed.contains_key(&seq);
@@ -1554,16 +1554,6 @@ impl Group {
         missing
     }
 
-    /// The decided messages this member delivers: not delivered yet, and sent in a view that
-    /// included this member.
-    fn to_deliver(&self, sd: &StreamDecision, stream: &Stream) -> Vec<(SeqNo, Decided)> {
-        sd.decided
-            .iter()
-            .enumerate()
-            .map_while(|(i, d)| Some((SeqNo(sd.first.0.checked_add(i as u64)?), *d)))
-            .filter(|(seq, d)| *seq > stream.delivered && d.view >= self.joined)
-            .collect()
-    }
 
     /// The content this member holds of a departed member's message.
     fn content_of(&self, origin: MemberId, seq: SeqNo) -> Option<Msg> {
@@ -1755,7 +1745,7 @@ impl Group {
                 continue;
             };
             if stream.closed.is_none() {
-                for (seq, d) in self.to_deliver(sd, &stream) {
+                for (seq, d) in to_keep(sd, &stream) {
                     let msg = match self.holdback.remove(sd.origin, seq) {
                         Some((_, q)) => Some(Msg {
                             view: q.view,
@@ -1770,6 +1760,12 @@ impl Group {
                     // `missing_content` made sure every message is here.
                     if let Some(msg) = msg {
                         stream.kept.insert(seq, (msg.clone(), d.priority));
+                        if d.view < self.joined {
+                            // Sent before this member joined: not delivered here, but kept,
+                            // so that a later round can still relay it to the members that
+                            // deliver it (the coordinator and every other holder may be gone).
+                            continue;
+                        }
                         self.counters.observe_final(d.priority);
                         self.holdback.insert(
                             OrderKey {
@@ -2090,6 +2086,21 @@ impl Group {
             }
         }
     }
+}
+
+/// The decided messages a member keeps when it applies a decision: every one it has not
+/// delivered, including those sent before it joined (which it does not deliver). Keeping those
+/// too is what makes a later round repeat the decision: without them, a member that joined
+/// late, delivered a later message of the stream and then outlived every holder of an earlier
+/// one let the next round drop both while it had delivered one (found by the resolution oracle,
+/// `tests/model.rs`).
+fn to_keep(sd: &StreamDecision, stream: &Stream) -> Vec<(SeqNo, Decided)> {
+    sd.decided
+        .iter()
+        .enumerate()
+        .map_while(|(i, d)| Some((SeqNo(sd.first.0.checked_add(i as u64)?), *d)))
+        .filter(|(seq, _)| *seq > stream.delivered)
+        .collect()
 }
 
 /// What sending a message of `payload` bytes again costs a peer's credit (frame overhead

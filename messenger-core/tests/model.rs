@@ -932,6 +932,25 @@ fn group_model_reordering_crashes_and_leaves() {
     );
 }
 
+/// Two faults (crashes or leaves, e.g. of the coordinator during a resolution round), loss and
+/// duplication.
+#[test]
+fn group_model_with_two_faults() {
+    run(
+        "two-faults",
+        Limits {
+            depth: 60,
+            faults: 2,
+            rejoins: 1,
+            quiet_rejoin: true,
+            drop_and_dup: true,
+            recipient_filter: false,
+        },
+        20_000,
+        15_000,
+    );
+}
+
 /// A member leaves and joins again from the same UDP address under a new member id while a
 /// peer may still be in a view with the old membership, and datagrams to the old membership
 /// may be in flight. Those datagrams name the sender but not the recipient, so today the new

@@ -139,6 +139,26 @@ struct Limits {
     /// The network drops a datagram addressed to a membership that is not the current one at
     /// its address: what a recipient id in the datagram header will do.
     recipient_filter: bool,
+    /// Messages each membership sends at most.
+    msgs: u64,
+    /// Timers fire only when no datagram is in flight (fewer interleavings, for exhaustive runs).
+    timers_when_idle: bool,
+}
+
+impl Limits {
+    /// The random explorer's limits.
+    fn random(depth: usize, faults: usize, quiet_rejoin: bool, drop_and_dup: bool) -> Limits {
+        Limits {
+            depth,
+            faults,
+            rejoins: 1,
+            quiet_rejoin,
+            drop_and_dup,
+            recipient_filter: false,
+            msgs: MSGS,
+            timers_when_idle: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -188,6 +208,8 @@ struct World {
     trace: Vec<String>,
     steps: u64,
     recipient_filter: bool,
+    /// Virtual time each step takes (timers also jump the clock to their deadline).
+    tick: Duration,
     /// Datagrams the recipient filter dropped.
     misaddressed: u64,
 }
@@ -207,6 +229,7 @@ impl World {
             trace: Vec::new(),
             steps: 0,
             recipient_filter,
+            tick: Duration::from_micros(100),
             misaddressed: 0,
         };
         for i in 0..N {
@@ -265,11 +288,7 @@ impl World {
                         m.id, d.origin, d.seq
                     );
                     let msg = (d.origin, d.seq.0);
-                    assert!(
-                        !m.log.contains(&msg),
-                        "{} delivered {msg:?} twice",
-                        m.id
-                    );
+                    assert!(!m.log.contains(&msg), "{} delivered {msg:?} twice", m.id);
                     if let Some(prev) = m.log.iter().rev().find(|(o, _)| *o == d.origin) {
                         assert_eq!(
                             prev.1 + 1,
@@ -296,7 +315,10 @@ impl World {
         let view = make_view(self.view_id, &self.members);
         for (i, n) in self.nodes.iter_mut().enumerate() {
             let listed = n.state != NodeState::Crashed
-                && self.members.iter().any(|m| m.addr == n.addr && m.id == n.current().id);
+                && self
+                    .members
+                    .iter()
+                    .any(|m| m.addr == n.addr && m.id == n.current().id);
             if listed || also == Some(i) {
                 n.pending_views.push_back(view.clone());
             }
@@ -319,10 +341,13 @@ impl World {
         }
         for (i, n) in self.nodes.iter().enumerate() {
             let alive = n.state == NodeState::Alive;
-            if alive && n.group.as_ref().is_some_and(|g| g.poll_timeout().is_some()) {
+            if alive
+                && (!l.timers_when_idle || self.net.is_empty())
+                && n.group.as_ref().is_some_and(|g| g.poll_timeout().is_some())
+            {
                 out.push(Choice::Timer(i));
             }
-            if n.in_group() && self.tracker_has(i) && (n.current().sent.len() as u64) < MSGS {
+            if n.in_group() && self.tracker_has(i) && (n.current().sent.len() as u64) < l.msgs {
                 out.push(Choice::Send(i));
             }
             if n.state != NodeState::Crashed && !n.pending_views.is_empty() {
@@ -382,7 +407,12 @@ impl World {
                     format!("view {} [{}]", d.header.view, kinds.join(", "))
                 })
                 .unwrap_or_else(|e| format!("{e}"));
-            format!("{} -> {} (for {}) {frames}", who(p.from), who(p.to), p.member)
+            format!(
+                "{} -> {} (for {}) {frames}",
+                who(p.from),
+                who(p.to),
+                p.member
+            )
         };
         match c {
             Choice::Deliver(p) => format!("deliver {}", pkt(p)),
@@ -393,10 +423,7 @@ impl World {
             Choice::InstallView(i) => format!(
                 "{} installs view {}",
                 name(i),
-                self.nodes[i]
-                    .pending_views
-                    .front()
-                    .map_or(0, |v| v.id.0)
+                self.nodes[i].pending_views.front().map_or(0, |v| v.id.0)
             ),
             Choice::Crash(i) => format!("{} crashes", name(i)),
             Choice::Leave(i) => format!("{} leaves", name(i)),
@@ -409,7 +436,7 @@ impl World {
         self.steps += 1;
         self.trace.push(self.describe(c));
         // Time moves a little with every step, so that timers come due in the course of things.
-        self.now += Duration::from_micros(100);
+        self.now += self.tick;
         match c {
             Choice::Deliver(p) | Choice::Duplicate(p) => {
                 let pkt = if matches!(c, Choice::Deliver(_)) {
@@ -446,7 +473,10 @@ impl World {
             }
             Choice::InstallView(i) => {
                 let now = self.now;
-                let view = self.nodes[i].pending_views.pop_front().expect("pending view");
+                let view = self.nodes[i]
+                    .pending_views
+                    .pop_front()
+                    .expect("pending view");
                 let n = &mut self.nodes[i];
                 match n.group.as_mut() {
                     Some(g) if !g.is_removed() => g.apply_view(now, view),
@@ -553,10 +583,7 @@ impl World {
         self.nodes.iter().enumerate().all(|(i, n)| {
             !n.in_group()
                 || (!n.group.as_ref().is_some_and(|g| g.is_paused())
-                    && self
-                        .expected(i)
-                        .iter()
-                        .all(|m| n.current().log.contains(m)))
+                    && self.expected(i).iter().all(|m| n.current().log.contains(m)))
         })
     }
 
@@ -598,7 +625,9 @@ impl World {
                 .filter_map(|n| n.group.as_ref().and_then(|g| g.poll_timeout()))
                 .min();
             let Some(next) = next else {
-                return Err("stalled: nothing left to do, and not every message is delivered".into());
+                return Err(
+                    "stalled: nothing left to do, and not every message is delivered".into(),
+                );
             };
             if next.saturating_duration_since(start) > QUIESCENCE_LIMIT {
                 return Err(format!(
@@ -715,6 +744,69 @@ impl World {
         Ok(())
     }
 
+    /// Delivers everything in flight, in order (the start of an exhaustive exploration).
+    fn settle(&mut self) {
+        while !self.net.is_empty() {
+            self.apply(Choice::Deliver(0));
+        }
+    }
+
+    /// A hash of the whole state: every group (through its `Debug` form, which shows all of
+    /// it), the datagrams in flight (as a multiset), the tracker, the logs.
+    fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for n in &self.nodes {
+            // Counters and reused scratch buffers are history, not state.
+            let mut text = format!("{:?}", n.group);
+            for field in [
+                "stats: GroupStats {",
+                "scratch_frame: [",
+                "scratch_targets: [",
+            ] {
+                if let Some(at) = text.find(field) {
+                    let open = at + field.len() - 1;
+                    let (o, c) = (
+                        text.as_bytes()[open],
+                        if field.ends_with('[') { b']' } else { b'}' },
+                    );
+                    let mut level = 0;
+                    let mut end = open;
+                    for (k, b) in text.as_bytes()[open..].iter().enumerate() {
+                        if *b == o {
+                            level += 1;
+                        } else if *b == c {
+                            level -= 1;
+                            if level == 0 {
+                                end = open + k;
+                                break;
+                            }
+                        }
+                    }
+                    text.replace_range(at..=end, "");
+                }
+            }
+            text.hash(&mut h);
+            (n.state as u8).hash(&mut h);
+            for v in &n.pending_views {
+                v.id.hash(&mut h);
+            }
+            for m in &n.incarnations {
+                (m.id, m.abrupt, &m.sent, &m.log).hash(&mut h);
+            }
+        }
+        let mut net: Vec<(SocketAddr, SocketAddr, MemberId, &Vec<u8>)> = self
+            .net
+            .iter()
+            .map(|p| (p.from, p.to, p.member, &p.bytes))
+            .collect();
+        net.sort();
+        net.hash(&mut h);
+        let ids: Vec<MemberId> = self.members.iter().map(|m| m.id).collect();
+        (ids, self.view_id, self.faults, self.rejoins, self.now).hash(&mut h);
+        h.finish()
+    }
+
     fn is_live_sender(&self, id: MemberId) -> bool {
         self.nodes
             .iter()
@@ -765,7 +857,9 @@ fn run_schedule(seed: u64, index: u64, limits: &Limits) -> Result<(World, Vec<Ch
             taken.push(c);
             world.apply(c);
         }
-        world.trace.push("-- faults end: run to quiescence --".into());
+        world
+            .trace
+            .push("-- faults end: run to quiescence --".into());
         world.quiesce()?;
         world.check_end()
     }));
@@ -783,19 +877,121 @@ fn run_schedule(seed: u64, index: u64, limits: &Limits) -> Result<(World, Vec<Ch
     match result {
         Ok(()) => Ok((world, taken)),
         Err(e) => {
-            let trace: Vec<String> = world
-                .trace
-                .iter()
-                .enumerate()
-                .map(|(k, t)| format!("  {k:3}: {t}"))
-                .collect();
+            let (minimal, minimal_error) = minimize(limits, &taken, &failure_kind(&e));
             Err(format!(
                 "schedule {index} of seed {seed} (replay: MODEL_SEED={seed} MODEL_ONLY={index}): \
-                 {e}\ntrace:\n{}",
-                trace.join("\n")
+                 {e}\ntrace:\n{}\n\nminimized to {} of its {} choices ({minimal_error}):\n{}",
+                render(&world.trace),
+                minimal.choices,
+                taken.len(),
+                render(&minimal.trace)
             ))
         }
     }
+}
+
+/// A failure without its numbers and ids, to tell kinds of failures apart.
+fn failure_kind(e: &str) -> String {
+    let what = e.lines().next().unwrap_or_default();
+    let what = what.split("): ").nth(1).unwrap_or(what);
+    what.split_whitespace()
+        .filter(|w| !w.chars().any(|c| c.is_ascii_digit()))
+        .take(8)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A trace with runs of identical steps collapsed.
+fn render(trace: &[String]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut k = 0;
+    while k < trace.len() {
+        let mut n = 1;
+        while k + n < trace.len() && trace[k + n] == trace[k] {
+            n += 1;
+        }
+        if n == 1 {
+            out.push(format!("  {k:3}: {}", trace[k]));
+        } else {
+            out.push(format!("  {k:3}: {} (x{n})", trace[k]));
+        }
+        k += n;
+    }
+    out.join("\n")
+}
+
+/// The outcome of replaying a list of choices, skipping those not enabled when their turn comes.
+struct Replayed {
+    choices: usize,
+    trace: Vec<String>,
+    error: Option<String>,
+}
+
+fn replay_choices(limits: &Limits, choices: &[Choice]) -> Replayed {
+    let mut world = World::new(limits.recipient_filter);
+    let mut applied = 0;
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        for c in choices {
+            if world.choices(limits).contains(c) {
+                world.apply(*c);
+                applied += 1;
+            }
+        }
+        world
+            .trace
+            .push("-- faults end: run to quiescence --".into());
+        world.quiesce()?;
+        world.check_end()
+    }));
+    let error = match outcome {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e),
+        Err(panic) => Some(format!("panic: {}", failure(panic))),
+    };
+    Replayed {
+        choices: applied,
+        trace: world.trace,
+        error,
+    }
+}
+
+/// Delta debugging (ddmin) of a failing schedule: the smallest sublist of its choices found
+/// that still fails the same way.
+fn minimize(limits: &Limits, taken: &[Choice], kind: &str) -> (Replayed, String) {
+    let fails = |c: &[Choice]| {
+        let r = replay_choices(limits, c);
+        let same = r.error.as_deref().is_some_and(|e| failure_kind(e) == kind);
+        (same, r)
+    };
+    let mut current = taken.to_vec();
+    let mut n = 2;
+    while current.len() >= 2 {
+        let chunk = current.len().div_ceil(n);
+        let mut reduced = false;
+        for start in (0..current.len()).step_by(chunk) {
+            let candidate: Vec<Choice> = current[..start]
+                .iter()
+                .chain(current[(start + chunk).min(current.len())..].iter())
+                .copied()
+                .collect();
+            if fails(&candidate).0 {
+                current = candidate;
+                n = (n - 1).max(2);
+                reduced = true;
+                break;
+            }
+        }
+        if !reduced {
+            if n >= current.len() {
+                break;
+            }
+            n = (2 * n).min(current.len());
+        }
+    }
+    let (_, r) = fails(&current);
+    let e = r.error.clone().unwrap_or_else(|| "no longer fails".into());
+    let e = e.lines().next().unwrap_or_default().to_string();
+    (r, e)
 }
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -822,15 +1018,7 @@ fn explore(limits: Limits, default_schedules: u64) -> Result<Counts, String> {
         let (world, taken) = match run_schedule(seed, index, &limits) {
             Ok(ok) => ok,
             Err(e) if keep_going => {
-                // Group failures by their kind (the words before the first number or id).
-                let what = e.lines().next().unwrap_or_default();
-                let what = what.split("): ").nth(1).unwrap_or(what);
-                let kind: String = what
-                    .split_whitespace()
-                    .filter(|w| !w.chars().any(|c| c.is_ascii_digit()))
-                    .take(8)
-                    .collect::<Vec<_>>()
-                    .join(" ");
+                let kind = failure_kind(&e);
                 let entry = failures.entry(kind).or_insert((0, e));
                 entry.0 += 1;
                 continue;
@@ -868,6 +1056,87 @@ fn explore(limits: Limits, default_schedules: u64) -> Result<Counts, String> {
     Ok(counts)
 }
 
+/// Replays `schedule` from the settled start state (panics are caught by the caller).
+fn replay(limits: &Limits, schedule: &[Choice]) -> World {
+    let mut w = World::new(limits.recipient_filter);
+    w.tick = Duration::ZERO;
+    w.settle();
+    for c in schedule {
+        w.apply(*c);
+    }
+    w
+}
+
+fn failure(e: Box<dyn std::any::Any + Send>) -> String {
+    e.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+/// Breadth-first exploration of every schedule up to `limits.depth` steps, merging schedules
+/// that reach the same state (by fingerprint), stopping after `max_states` distinct states.
+/// Each distinct state is also run to quiescence and checked. Returns (states, the depth
+/// explored completely, schedules expanded).
+fn explore_exhaustive(limits: &Limits, max_states: u64) -> Result<(u64, usize, u64), String> {
+    let mut seen: std::collections::HashSet<u64> = std::collections::HashSet::new();
+    let start = catch_unwind(AssertUnwindSafe(|| replay(limits, &[])))
+        .map_err(|e| format!("panic at the start: {}", failure(e)))?;
+    seen.insert(start.fingerprint());
+    let mut frontier: Vec<Vec<Choice>> = vec![Vec::new()];
+    let mut states = 1;
+    let mut expanded = 0;
+    for depth in 0..limits.depth {
+        let mut next = Vec::new();
+        for schedule in &frontier {
+            let choices = catch_unwind(AssertUnwindSafe(|| {
+                replay(limits, schedule).choices(limits)
+            }))
+            .map_err(|e| format!("panic replaying {schedule:?}: {}", failure(e)))?;
+            expanded += 1;
+            for c in choices {
+                let mut child = schedule.clone();
+                child.push(c);
+                let outcome = catch_unwind(AssertUnwindSafe(|| {
+                    let mut w = replay(limits, &child);
+                    let fp = w.fingerprint();
+                    if seen.contains(&fp) {
+                        return Ok((fp, false));
+                    }
+                    w.trace.push("-- run to quiescence --".into());
+                    match w.quiesce().and_then(|()| w.check_end()) {
+                        Ok(()) => Ok((fp, true)),
+                        Err(e) => Err((e, w.trace.clone())),
+                    }
+                }));
+                match outcome {
+                    Ok(Ok((fp, true))) => {
+                        seen.insert(fp);
+                        states += 1;
+                        next.push(child);
+                        if states >= max_states {
+                            return Ok((states, depth, expanded));
+                        }
+                    }
+                    Ok(Ok((_, false))) => {}
+                    Ok(Err((e, trace))) => {
+                        return Err(format!(
+                            "schedule {child:?}: {e}\ntrace:\n  {}",
+                            trace.join("\n  ")
+                        ))
+                    }
+                    Err(e) => return Err(format!("schedule {child:?}: panic: {}", failure(e))),
+                }
+            }
+        }
+        if next.is_empty() {
+            return Ok((states, depth + 1, expanded));
+        }
+        frontier = next;
+    }
+    Ok((states, limits.depth, expanded))
+}
+
 fn limits_from_env(mut l: Limits) -> Limits {
     if let Some(d) = env_u64("MODEL_DEPTH") {
         assert!(
@@ -890,7 +1159,10 @@ fn run(name: &str, limits: Limits, default_schedules: u64, floor: u64) {
             "{name}: only {} distinct schedules explored (floor {floor})",
             counts.distinct_prefixes
         );
-        assert!(counts.delivered > 0 && counts.with_crash_or_leave > 0, "{counts:?}");
+        assert!(
+            counts.delivered > 0 && counts.with_crash_or_leave > 0,
+            "{counts:?}"
+        );
     }
 }
 
@@ -898,19 +1170,7 @@ fn run(name: &str, limits: Limits, default_schedules: u64, floor: u64) {
 /// gone from every view and from the network.
 #[test]
 fn group_model_with_faults_and_quiet_rejoins() {
-    run(
-        "faults",
-        Limits {
-            depth: 40,
-            faults: 1,
-            rejoins: 1,
-            quiet_rejoin: true,
-            drop_and_dup: true,
-            recipient_filter: false,
-        },
-        20_000,
-        15_000,
-    );
+    run("faults", Limits::random(40, 1, true, true), 20_000, 15_000);
 }
 
 /// No loss: schedules go further into the protocol (views at different members, leaves,
@@ -919,14 +1179,7 @@ fn group_model_with_faults_and_quiet_rejoins() {
 fn group_model_reordering_crashes_and_leaves() {
     run(
         "reorder",
-        Limits {
-            depth: 60,
-            faults: 1,
-            rejoins: 1,
-            quiet_rejoin: true,
-            drop_and_dup: false,
-            recipient_filter: false,
-        },
+        Limits::random(60, 1, true, false),
         20_000,
         15_000,
     );
@@ -938,17 +1191,37 @@ fn group_model_reordering_crashes_and_leaves() {
 fn group_model_with_two_faults() {
     run(
         "two-faults",
-        Limits {
-            depth: 60,
-            faults: 2,
-            rejoins: 1,
-            quiet_rejoin: true,
-            drop_and_dup: true,
-            recipient_filter: false,
-        },
+        Limits::random(60, 2, true, true),
         20_000,
         15_000,
     );
+}
+
+/// Every schedule (up to a depth, merged by state) of three members sending one message each
+/// while one of them crashes or leaves and views reach members at different steps; each state
+/// reached is run to quiescence and checked. `MODEL_STATES` raises the number of states.
+#[test]
+fn group_model_exhaustive_small() {
+    let limits = limits_from_env(Limits {
+        depth: 14,
+        faults: 1,
+        rejoins: 0,
+        quiet_rejoin: true,
+        drop_and_dup: false,
+        recipient_filter: false,
+        msgs: 1,
+        timers_when_idle: true,
+    });
+    let max_states = env_u64("MODEL_STATES").unwrap_or(8_000);
+    let t = Instant::now();
+    let (states, depth, expanded) =
+        explore_exhaustive(&limits, max_states).unwrap_or_else(|e| panic!("exhaustive: {e}"));
+    eprintln!(
+        "exhaustive: {limits:?}: {states} distinct states (each run to quiescence and checked), \
+         {expanded} schedules expanded, every schedule of up to {depth} steps explored, in {:?}",
+        t.elapsed()
+    );
+    assert!(states >= max_states.min(1_000), "only {states} states");
 }
 
 /// A member leaves and joins again from the same UDP address under a new member id while a
@@ -960,14 +1233,7 @@ fn group_model_with_two_faults() {
 fn rejoin_from_the_same_address_model() {
     run(
         "rejoin",
-        Limits {
-            depth: 60,
-            faults: 1,
-            rejoins: 1,
-            quiet_rejoin: false,
-            drop_and_dup: false,
-            recipient_filter: false,
-        },
+        Limits::random(60, 1, false, false),
         20_000,
         15_000,
     );
@@ -982,12 +1248,8 @@ fn rejoin_from_the_same_address_model_with_recipient_filtering_in_the_network() 
     run(
         "rejoin-filtered",
         Limits {
-            depth: 60,
-            faults: 1,
-            rejoins: 1,
-            quiet_rejoin: false,
-            drop_and_dup: false,
             recipient_filter: true,
+            ..Limits::random(60, 1, false, false)
         },
         20_000,
         15_000,

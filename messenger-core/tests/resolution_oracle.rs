@@ -173,7 +173,8 @@ impl Mem {
     }
 
     fn hb_insert(&mut self, e: HbEntry) {
-        self.hb.retain(|h| (h.key.origin, h.key.seq) != (e.key.origin, e.key.seq));
+        self.hb
+            .retain(|h| (h.key.origin, h.key.seq) != (e.key.origin, e.key.seq));
         let at = self.hb.partition_point(|h| h.key < e.key);
         self.hb.insert(at, e);
     }
@@ -518,7 +519,10 @@ impl St {
                 let own = s.mem[0].propose(A);
                 s.l_own[j] = own;
                 s.l_view[j] = s.view;
-                let mut awaiting = s.members().filter(|&k| k != 0).fold(0, |acc, k| acc | 1 << k);
+                let mut awaiting = s
+                    .members()
+                    .filter(|&k| k != 0)
+                    .fold(0, |acc, k| acc | 1 << k);
                 if !s.crashed || !s.mem[0].installed {
                     awaiting |= 1 << 4;
                 }
@@ -546,7 +550,11 @@ impl St {
                     let view = self.l_view[seq as usize - 1];
                     match mm.l_pending[seq as usize - 1].take() {
                         Some(f) => mm.hb_insert(HbEntry {
-                            key: Key { p: f, origin: A, seq },
+                            key: Key {
+                                p: f,
+                                origin: A,
+                                seq,
+                            },
                             is_final: true,
                             view,
                         }),
@@ -889,9 +897,10 @@ fn check_decision(st: &St, counts: &mut Counts, brute_force: bool) -> Result<(),
         let held = (1..=st.x_sent).find(|&seq| {
             st.x_view[seq as usize - 1] >= joined
                 && st.members().any(|k| {
-                    st.mem[k].report.as_ref().is_some_and(|r| {
-                        r.entries.iter().any(|e| e.0 == seq && e.2.is_some())
-                    })
+                    st.mem[k]
+                        .report
+                        .as_ref()
+                        .is_some_and(|r| r.entries.iter().any(|e| e.0 == seq && e.2.is_some()))
                 })
         });
         if let Some(h) = held {
@@ -944,7 +953,11 @@ fn check_decision(st: &St, counts: &mut Counts, brute_force: bool) -> Result<(),
                     ));
                 }
             } else if view >= m.joined {
-                let key = Key { p: f, origin: X, seq };
+                let key = Key {
+                    p: f,
+                    origin: X,
+                    seq,
+                };
                 if let Some(d) = m.log.last() {
                     if key <= *d {
                         return Err(format!(
@@ -1103,7 +1116,10 @@ fn for_each_random_history(b: Bounds, seed: u64, walks: u64, mut visit: impl FnM
                 break;
             }
             let mut next = st.successors(b);
-            assert!(!next.is_empty(), "a state without events before the end: {st:?}");
+            assert!(
+                !next.is_empty(),
+                "a state without events before the end: {st:?}"
+            );
             // X's crash is enabled in every state: take it rarely, so that histories get long.
             let pick = loop {
                 let pick = rng.below(next.len() as u64) as usize;
@@ -1377,7 +1393,9 @@ fn the_oracle_rejects_each_rule_without_one_of_its_safeguards() {
         joiner: true,
     };
     for_each_random_history(b, 7, env_u64("MUTANT_WALKS", 300_000), &mut visit);
-    eprintln!("{histories} histories; unsafe outcomes per mutant {mutants:?}: {unsafe_histories:?}");
+    eprintln!(
+        "{histories} histories; unsafe outcomes per mutant {mutants:?}: {unsafe_histories:?}"
+    );
     // A known final below the previous message's raised final needs that earlier message to be
     // raised above a delivered key although its own final was computed from every survivor's
     // proposal: with one departure and one round (these bounds) that cannot happen (every

@@ -40,7 +40,7 @@ const MSGS: u64 = 2;
 /// Members at the start.
 const N: usize = 3;
 /// Virtual time the fault-free run to quiescence may take before it counts as a stall.
-const QUIESCENCE_LIMIT: Duration = Duration::from_secs(5);
+const QUIESCENCE_LIMIT: Duration = Duration::from_secs(1);
 
 // ----- construction of protocol values: the one place that knows their fields ---------------
 
@@ -53,11 +53,11 @@ fn view_member(id: MemberId, addr: SocketAddr, joined: ViewId) -> ViewMember {
     }
 }
 
-fn make_view(id: u64, members: &[ViewMember]) -> View {
+fn make_view(order: Order, id: u64, members: &[ViewMember]) -> View {
     View {
         group: GroupId(1),
         name: "model".into(),
-        order: Order::Total,
+        order,
         id: ViewId(id),
         members: members.to_vec(),
     }
@@ -143,6 +143,7 @@ struct Limits {
     msgs: u64,
     /// Timers fire only when no datagram is in flight (fewer interleavings, for exhaustive runs).
     timers_when_idle: bool,
+    order: Order,
 }
 
 impl Limits {
@@ -157,6 +158,7 @@ impl Limits {
             recipient_filter: false,
             msgs: MSGS,
             timers_when_idle: false,
+            order: Order::Total,
         }
     }
 }
@@ -210,12 +212,15 @@ struct World {
     recipient_filter: bool,
     /// Virtual time each step takes (timers also jump the clock to their deadline).
     tick: Duration,
+    order: Order,
+    /// Virtual time the last run to quiescence took.
+    quiesced_in: Duration,
     /// Datagrams the recipient filter dropped.
     misaddressed: u64,
 }
 
 impl World {
-    fn new(recipient_filter: bool) -> World {
+    fn new(recipient_filter: bool, order: Order) -> World {
         let now = epoch();
         let mut w = World {
             now,
@@ -230,6 +235,8 @@ impl World {
             steps: 0,
             recipient_filter,
             tick: Duration::from_micros(100),
+            order,
+            quiesced_in: Duration::ZERO,
             misaddressed: 0,
         };
         for i in 0..N {
@@ -252,7 +259,7 @@ impl World {
                 }],
             });
         }
-        let view = make_view(1, &w.members);
+        let view = make_view(w.order, 1, &w.members);
         for i in 0..N {
             let id = w.nodes[i].current().id;
             w.nodes[i].group = Some(Group::new(config(), id, view.clone(), now));
@@ -312,7 +319,7 @@ impl World {
     }
 
     fn push_view(&mut self, also: Option<usize>) {
-        let view = make_view(self.view_id, &self.members);
+        let view = make_view(self.order, self.view_id, &self.members);
         for (i, n) in self.nodes.iter_mut().enumerate() {
             let listed = n.state != NodeState::Crashed
                 && self
@@ -361,7 +368,7 @@ impl World {
                 out.push(Choice::TrackerRemove(i));
             }
             if self.rejoins < l.rejoins
-                && n.state == NodeState::Out
+                && matches!(n.state, NodeState::Out | NodeState::Crashed)
                 && !self.tracker_has(i)
                 && n.pending_views.is_empty()
                 && (!l.quiet_rejoin || self.rejoin_is_quiet(i))
@@ -428,7 +435,15 @@ impl World {
             Choice::Crash(i) => format!("{} crashes", name(i)),
             Choice::Leave(i) => format!("{} leaves", name(i)),
             Choice::TrackerRemove(i) => format!("tracker removes crashed {}", name(i)),
-            Choice::Rejoin(i) => format!("{} rejoins from the same address", name(i)),
+            Choice::Rejoin(i) => format!(
+                "{} {}rejoins from the same address",
+                name(i),
+                if self.nodes[i].state == NodeState::Crashed {
+                    "restarts and "
+                } else {
+                    ""
+                }
+            ),
         }
     }
 
@@ -616,6 +631,7 @@ impl World {
                 }
             }
             if self.done() {
+                self.quiesced_in = self.now.saturating_duration_since(start);
                 return Ok(());
             }
             let next = self
@@ -688,6 +704,10 @@ impl World {
             .flat_map(|n| n.incarnations.iter())
             .filter(|m| m.stayed)
             .collect();
+        if self.order == Order::Fifo {
+            // FIFO groups promise nothing more (docs/PROTOCOL.md, "FIFO groups").
+            return Ok(());
+        }
         // Agreement on the messages of senders that crashed or left abruptly.
         for x in self
             .nodes
@@ -826,12 +846,14 @@ struct Counts {
     with_rejoin: u64,
     delivered: u64,
     misaddressed: u64,
+    /// Longest virtual time a run to quiescence took.
+    slowest_quiescence: Duration,
 }
 
 /// Runs schedule `index` of `seed` within `limits`; returns the failure with its trace.
 fn run_schedule(seed: u64, index: u64, limits: &Limits) -> Result<(World, Vec<Choice>), String> {
     let mut rng = Rng::new(seed ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    let mut world = World::new(limits.recipient_filter);
+    let mut world = World::new(limits.recipient_filter, limits.order);
     let mut taken = Vec::new();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         for _ in 0..limits.depth {
@@ -876,6 +898,11 @@ fn run_schedule(seed: u64, index: u64, limits: &Limits) -> Result<(World, Vec<Ch
     };
     match result {
         Ok(()) => Ok((world, taken)),
+        Err(e) if std::env::var("MODEL_KEEP_GOING").is_ok() => Err(format!(
+            "schedule {index} of seed {seed} (replay: MODEL_SEED={seed} MODEL_ONLY={index}): \
+             {e}\ntrace:\n{}",
+            render(&world.trace)
+        )),
         Err(e) => {
             let (minimal, minimal_error) = minimize(limits, &taken, &failure_kind(&e));
             Err(format!(
@@ -928,7 +955,7 @@ struct Replayed {
 }
 
 fn replay_choices(limits: &Limits, choices: &[Choice]) -> Replayed {
-    let mut world = World::new(limits.recipient_filter);
+    let mut world = World::new(limits.recipient_filter, limits.order);
     let mut applied = 0;
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         for c in choices {
@@ -1034,6 +1061,7 @@ fn explore(limits: Limits, default_schedules: u64) -> Result<Counts, String> {
             counts.with_rejoin += 1;
         }
         counts.misaddressed += world.misaddressed;
+        counts.slowest_quiescence = counts.slowest_quiescence.max(world.quiesced_in);
         counts.delivered += world
             .nodes
             .iter()
@@ -1058,7 +1086,7 @@ fn explore(limits: Limits, default_schedules: u64) -> Result<Counts, String> {
 
 /// Replays `schedule` from the settled start state (panics are caught by the caller).
 fn replay(limits: &Limits, schedule: &[Choice]) -> World {
-    let mut w = World::new(limits.recipient_filter);
+    let mut w = World::new(limits.recipient_filter, limits.order);
     w.tick = Duration::ZERO;
     w.settle();
     for c in schedule {
@@ -1185,6 +1213,20 @@ fn group_model_reordering_crashes_and_leaves() {
     );
 }
 
+/// FIFO groups: exactly once, FIFO without gaps, completeness for live senders.
+#[test]
+fn group_model_fifo() {
+    run(
+        "fifo",
+        Limits {
+            order: Order::Fifo,
+            ..Limits::random(40, 1, true, true)
+        },
+        10_000,
+        8_000,
+    );
+}
+
 /// Two faults (crashes or leaves, e.g. of the coordinator during a resolution round), loss and
 /// duplication.
 #[test]
@@ -1211,6 +1253,7 @@ fn group_model_exhaustive_small() {
         recipient_filter: false,
         msgs: 1,
         timers_when_idle: true,
+        order: Order::Total,
     });
     let max_states = env_u64("MODEL_STATES").unwrap_or(8_000);
     let t = Instant::now();

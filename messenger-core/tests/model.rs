@@ -215,6 +215,8 @@ struct World {
     order: Order,
     /// Virtual time the last run to quiescence took.
     quiesced_in: Duration,
+    /// Messages reported lost (`Event::Lost`).
+    lost: u64,
     /// Datagrams the recipient filter dropped.
     misaddressed: u64,
 }
@@ -237,6 +239,7 @@ impl World {
             tick: Duration::from_micros(100),
             order,
             quiesced_in: Duration::ZERO,
+            lost: 0,
             misaddressed: 0,
         };
         for i in 0..N {
@@ -310,7 +313,8 @@ impl World {
                     m.log.push(msg);
                 }
                 Event::Removed => removed = true,
-                Event::Lost { .. } | Event::Writable => {}
+                Event::Lost { first, last, .. } => self.lost += last.0 - first.0 + 1,
+                Event::Writable => {}
             }
         }
         if removed {
@@ -848,6 +852,10 @@ struct Counts {
     misaddressed: u64,
     /// Longest virtual time a run to quiescence took.
     slowest_quiescence: Duration,
+    /// Schedules in which some member ran a failure-resolution round (total order).
+    with_resolution: u64,
+    /// Schedules in which some message was reported lost.
+    with_lost: u64,
 }
 
 /// Runs schedule `index` of `seed` within `limits`; returns the failure with its trace.
@@ -1062,6 +1070,18 @@ fn explore(limits: Limits, default_schedules: u64) -> Result<Counts, String> {
         }
         counts.misaddressed += world.misaddressed;
         counts.slowest_quiescence = counts.slowest_quiescence.max(world.quiesced_in);
+        let rounds: u64 = world
+            .nodes
+            .iter()
+            .filter_map(|n| n.group.as_ref())
+            .map(|g| g.stats().flush_rounds)
+            .sum();
+        if rounds > 0 {
+            counts.with_resolution += 1;
+        }
+        if world.lost > 0 {
+            counts.with_lost += 1;
+        }
         counts.delivered += world
             .nodes
             .iter()
@@ -1191,6 +1211,12 @@ fn run(name: &str, limits: Limits, default_schedules: u64, floor: u64) {
             counts.delivered > 0 && counts.with_crash_or_leave > 0,
             "{counts:?}"
         );
+        if limits.order == Order::Total {
+            assert!(
+                counts.with_resolution > 0,
+                "no failure resolution ran: {counts:?}"
+            );
+        }
     }
 }
 

@@ -27,6 +27,13 @@
 //! it to every survivor (what it delivered, then everything else it will deliver in key order)
 //! and checking one common order, the same fate of X's messages and FIFO; `decide`'s outcome
 //! must be among the safe ones.
+//!
+//! Then a second round: another survivor (B or C) leaves during the first round after the
+//! coordinator and any subset of the others applied the first decision (`Group::apply_decision`
+//! is modelled: decided messages kept with their finals, the stream closed, delivery resumed);
+//! the second decision must repeat the first for every message a member that applied it keeps,
+//! must not extend a closed stream, and every member with the decision it applied must stay
+//! safe (same oracle).
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -59,11 +66,16 @@ fn wire_entry(seq: u8, state: EntryState, content: Option<u8>) -> ReportEntry {
     }
 }
 
-fn wire_stream(origin: u8, delivered: Option<u8>, entries: Vec<ReportEntry>) -> StreamReport {
+fn wire_stream(
+    origin: u8,
+    delivered: Option<u8>,
+    closed: Option<u8>,
+    entries: Vec<ReportEntry>,
+) -> StreamReport {
     StreamReport {
         origin: MemberId(u64::from(origin)),
         delivered: delivered.map(|d| SeqNo(u64::from(d))),
-        closed: None,
+        closed: closed.map(|c| SeqNo(u64::from(c))),
         entries,
     }
 }
@@ -123,6 +135,7 @@ struct Rep {
     joined: u8,
     delivered: Option<u8>,
     delivered_max: Option<Key>,
+    closed: Option<u8>,
     entries: Vec<(u8, St8, Option<u8>)>,
 }
 
@@ -159,6 +172,12 @@ struct Mem {
     hb: Vec<HbEntry>,
     log: Vec<Key>,
     report: Option<Rep>,
+    // After a resolution decision (second-round check only).
+    /// Delivery resumed: the member applied the decision.
+    resumed: bool,
+    closed: Option<u8>,
+    /// Decided messages kept: (seq, final, view).
+    kept: Vec<(u8, Pr, u8)>,
 }
 
 impl Mem {
@@ -170,6 +189,12 @@ impl Mem {
 
     fn observe(&mut self, p: Pr) {
         self.agreed = self.agreed.max(p.c);
+    }
+
+    /// `Group::on_final` for a message this member holds: true when it was queued.
+    fn observe_and_finalize(&mut self, origin: u8, seq: u8, p: Pr) -> bool {
+        self.observe(p);
+        self.hb_finalize(origin, seq, p)
     }
 
     fn hb_insert(&mut self, e: HbEntry) {
@@ -200,7 +225,7 @@ impl Mem {
 
     /// `Group::deliver_ready`: the head while it is final, unless paused.
     fn deliver(&mut self) {
-        if self.installed {
+        if self.installed && !self.resumed {
             return;
         }
         while self.hb.first().is_some_and(|h| h.is_final) {
@@ -250,6 +275,9 @@ impl Mem {
             };
             put(h.key.seq, state, Some(h.view));
         }
+        for &(seq, p, view) in &self.kept {
+            put(seq, St8::Final(p), Some(view));
+        }
         // Held in the FIFO layer (behind a gap, or before the start is known).
         for seq in 1..=MAXX as u8 {
             if self.x_held & held_bit(seq) != 0 {
@@ -261,6 +289,7 @@ impl Mem {
             joined: self.joined,
             delivered: self.x_start.map(|_| self.x_delivered),
             delivered_max: self.log.last().copied(),
+            closed: self.closed,
             entries,
         }
     }
@@ -679,10 +708,15 @@ struct Counts {
     brute_forced: u64,
     candidates: u64,
     safe_candidates: u64,
+    second_rounds: u64,
 }
 
 /// The reports of every survivor, as the coordinator would hold them.
 fn reports_of(st: &St) -> Vec<(MemberId, FlushReport)> {
+    reports_of_round(st, ROUND)
+}
+
+fn reports_of_round(st: &St, round: u64) -> Vec<(MemberId, FlushReport)> {
     st.members()
         .map(|i| {
             let r = st.mem[i].report.as_ref().expect("installed");
@@ -701,10 +735,10 @@ fn reports_of(st: &St) -> Vec<(MemberId, FlushReport)> {
             (
                 MemberId(u64::from(IDS[i])),
                 wire_report(
-                    ROUND,
+                    round,
                     r.joined,
                     r.delivered_max,
-                    vec![wire_stream(X, r.delivered, entries)],
+                    vec![wire_stream(X, r.delivered, r.closed, entries)],
                 ),
             )
         })
@@ -747,13 +781,24 @@ fn outcome_of(d: &FlushDecision) -> Result<Outcome, String> {
 /// it will deliver, in key order) it gives one common order, the same fate for every message of
 /// X that two survivors both deliver, and FIFO per sender.
 fn safe(st: &St, l_finals: &[Option<Pr>], o: &Outcome) -> Result<(), String> {
-    let last = o.first as usize + o.finals.len();
-    let decided = |seq: u8| -> Option<Pr> {
-        let s = seq as usize;
-        (s >= o.first as usize && s < last).then(|| o.finals[s - o.first as usize])
-    };
+    safe_mixed(st, l_finals, &|_| o)
+}
+
+/// [`safe`] when members apply different outcomes (`outcome_of(i)` at survivor `i`): members
+/// that applied one decision ignore a later one for the stream they closed.
+fn safe_mixed<'a>(
+    st: &St,
+    l_finals: &[Option<Pr>],
+    outcome_of: &dyn Fn(usize) -> &'a Outcome,
+) -> Result<(), String> {
     let mut seqs: Vec<(usize, Vec<Key>)> = Vec::new();
     for i in st.members() {
+        let o = outcome_of(i);
+        let last = o.first as usize + o.finals.len();
+        let decided = |seq: u8| -> Option<Pr> {
+            let s = seq as usize;
+            (s >= o.first as usize && s < last).then(|| o.finals[s - o.first as usize])
+        };
         let m = &st.mem[i];
         let mut rest: Vec<Key> = Vec::new();
         let first_l = if i == 3 { st.l_start_for_j } else { 1 };
@@ -985,6 +1030,9 @@ fn check_decision(st: &St, counts: &mut Counts, brute_force: bool) -> Result<(),
     // The oracle: the outcome is safe ...
     safe(st, &l_finals, &o).map_err(|e| format!("decide's outcome {o:?} is unsafe: {e}"))?;
 
+    // A survivor leaves during the round: the next round repeats what was applied.
+    check_second_round(st, &o, counts)?;
+
     // ... and among the safe outcomes found by brute force over the priorities that matter.
     if brute_force {
         counts.brute_forced += 1;
@@ -1054,6 +1102,137 @@ fn check_decision(st: &St, counts: &mut Counts, brute_force: bool) -> Result<(),
             // decide chose a priority outside the candidate set (e.g. a raise to a counter
             // nobody used): it passed `safe` above, which is the same predicate.
             counts.safe_candidates += 0;
+        }
+    }
+    Ok(())
+}
+
+/// The view of the second resolution round (a survivor left during the first).
+const ROUND2: u64 = 4;
+
+/// `Group::apply_decision` at survivor `i` for X's stream: the decided messages it delivers go
+/// into its hold-back queue at their finals (content relayed when it lacks it) and are kept,
+/// the rest of X's stream is dropped and the stream closed; delivery resumes. Then the finals
+/// of the live sender's messages reach it.
+fn apply_decision(st: &mut St, i: usize, o: &Outcome, l_finals: &[Option<Pr>]) {
+    let x_view = st.x_view;
+    let m = &mut st.mem[i];
+    for (n, &p) in o.finals.iter().enumerate() {
+        let seq = o.first + n as u8;
+        let view = x_view[seq as usize - 1];
+        if seq > m.x_delivered && view >= m.joined {
+            m.hb.retain(|h| !(h.key.origin == X && h.key.seq == seq));
+            m.x_held &= !held_bit(seq);
+            m.kept.push((seq, p, view));
+            m.observe(p);
+            m.hb_insert(HbEntry {
+                key: Key { p, origin: X, seq },
+                is_final: true,
+                view,
+            });
+        }
+    }
+    let last = (o.first + o.finals.len() as u8)
+        .saturating_sub(1)
+        .max(m.x_delivered);
+    m.hb.retain(|h| !(h.key.origin == X && h.key.seq > last));
+    m.x_held = 0;
+    m.x_pending = [None; MAXX];
+    m.closed = Some(last);
+    m.resumed = true;
+    m.deliver();
+    if i != 0 {
+        for (j, f) in l_finals.iter().enumerate() {
+            if let Some(f) = f {
+                let seq = j as u8 + 1;
+                if seq > m.l_delivered && m.observe_and_finalize(A, seq, *f) {
+                    m.deliver();
+                }
+            }
+        }
+    } else {
+        for (j, f) in l_finals.iter().enumerate() {
+            if let Some(f) = f {
+                m.observe(*f);
+                m.hb_finalize(A, j as u8 + 1, *f);
+            }
+        }
+        m.deliver();
+    }
+}
+
+/// A survivor (`departs`) leaves during the first round after every subset of the others
+/// applied its decision `o1`; the second round's decision must repeat `o1` for every message a
+/// member that applied it keeps, must not extend the stream past where they closed it, and the
+/// members (each with the decision it applied) must stay safe.
+fn check_second_round(st: &St, o1: &Outcome, counts: &mut Counts) -> Result<(), String> {
+    for departs in [1usize, 2] {
+        let others: Vec<usize> = st.members().filter(|&i| i != departs).collect();
+        for subset in 0u32..(1 << others.len()) {
+            let mut s2 = st.clone();
+            s2.mem[departs].in_group = false;
+            let l_finals = s2.l_finals_eventually();
+            let appliers: Vec<usize> = others
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| subset & (1 << k) != 0)
+                .map(|(_, &i)| i)
+                .collect();
+            // The coordinator (A, the lowest id) sends its decision only once it holds the
+            // content of every decided message, and applies it at once: whoever applied it,
+            // the coordinator did.
+            if !appliers.is_empty() && !appliers.contains(&0) {
+                continue;
+            }
+            for &i in &appliers {
+                apply_decision(&mut s2, i, o1, &l_finals);
+            }
+            for &i in &others {
+                let rep = s2.mem[i].build_report(&s2.x_view);
+                s2.mem[i].report = Some(rep);
+            }
+            let reports = reports_of_round(&s2, ROUND2);
+            let o2 = outcome_of(&decide(ViewId(ROUND2), &reports))?;
+            counts.second_rounds += 1;
+            let what = || {
+                format!(
+                    "{} left during the first round after {:?} applied {o1:?}; second decision {o2:?}",
+                    IDS[departs],
+                    appliers.iter().map(|&i| IDS[i]).collect::<Vec<_>>()
+                )
+            };
+            if !appliers.is_empty() {
+                let end1 = o1.first as usize + o1.finals.len();
+                let end2 = o2.first as usize + o2.finals.len();
+                if end2 > end1 {
+                    return Err(format!("{}: extends a closed stream", what()));
+                }
+                for (n, p2) in o2.finals.iter().enumerate() {
+                    let seq = o2.first as usize + n;
+                    // Only where a member that applied the first decision delivers the
+                    // message (a late joiner applies it without delivering older messages).
+                    let kept = appliers
+                        .iter()
+                        .any(|&i| s2.mem[i].kept.iter().any(|k| k.0 as usize == seq));
+                    if kept && seq >= o1.first as usize && seq < end1 {
+                        let p1 = o1.finals[seq - o1.first as usize];
+                        if p1 != *p2 {
+                            return Err(format!(
+                                "{}: X's {seq} moved from {p1:?} to {p2:?}",
+                                what()
+                            ));
+                        }
+                    }
+                }
+            }
+            safe_mixed(&s2, &l_finals, &|i| {
+                if appliers.contains(&i) {
+                    o1
+                } else {
+                    &o2
+                }
+            })
+            .map_err(|e| format!("{}: unsafe: {e}", what()))?;
         }
     }
     Ok(())
@@ -1154,7 +1333,7 @@ fn report(what: &str, b: Bounds, c: &Counts, t: std::time::Instant) {
     eprintln!(
         "{what} {b:?}: {} states, {} distinct histories checked ({} with decided messages, \
          {} with a message a survivor delivered, {} finals raised), {} brute-forced with {} \
-         candidate outcomes ({} safe), in {:?}",
+         candidate outcomes ({} safe), {} second rounds, in {:?}",
         c.states,
         c.histories,
         c.with_decided,
@@ -1163,6 +1342,7 @@ fn report(what: &str, b: Bounds, c: &Counts, t: std::time::Instant) {
         c.brute_forced,
         c.candidates,
         c.safe_candidates,
+        c.second_rounds,
         t.elapsed()
     );
 }

@@ -1324,3 +1324,214 @@ fn rejoin_from_the_same_address_model_with_recipient_filtering_in_the_network() 
         15_000,
     );
 }
+
+// ----- a scripted scenario the resolution oracle pointed at ---------------------------------
+
+/// A scripted run of real groups: every datagram is delivered, dropped or held explicitly.
+struct Script {
+    now: Instant,
+    groups: BTreeMap<u64, Group>,
+    addrs: BTreeMap<u64, SocketAddr>,
+    net: Vec<Packet>,
+    logs: BTreeMap<u64, Vec<(MemberId, u64)>>,
+}
+
+impl Script {
+    fn addr(id: u64) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 22_000 + id as u16))
+    }
+
+    fn member(id: u64, joined: u64) -> ViewMember {
+        view_member(MemberId(id), Script::addr(id), ViewId(joined))
+    }
+
+    fn drain(&mut self, id: u64) {
+        let Some(g) = self.groups.get_mut(&id) else {
+            return;
+        };
+        while let Some(t) = g.poll_transmit() {
+            self.net.push(Packet {
+                from: Script::addr(id),
+                to: t.to,
+                member: t.member,
+                bytes: t.bytes,
+            });
+        }
+        while let Some(ev) = g.poll_event() {
+            if let Event::Deliver(d) = ev {
+                self.logs.entry(id).or_default().push((d.origin, d.seq.0));
+            }
+        }
+    }
+
+    fn install(&mut self, view: &View) {
+        let now = self.now;
+        for m in &view.members {
+            let id = m.id.0;
+            self.addrs.insert(id, m.addr);
+            match self.groups.get_mut(&id) {
+                Some(g) => g.apply_view(now, view.clone()),
+                None => {
+                    self.groups
+                        .insert(id, Group::new(config(), m.id, view.clone(), now));
+                }
+            }
+            self.drain(id);
+        }
+    }
+
+    fn crash(&mut self, id: u64) {
+        self.groups.remove(&id);
+        let addr = Script::addr(id);
+        self.net.retain(|p| p.to != addr && p.from != addr);
+    }
+
+    /// Delivers datagrams in flight until none is left, dropping those `drop` selects (by
+    /// sender, recipient); timers fire in time order until `until` has passed.
+    fn run(&mut self, until: Duration, drop: &dyn Fn(u64, u64) -> bool) {
+        let end = self.now + until;
+        loop {
+            while !self.net.is_empty() {
+                let p = self.net.remove(0);
+                let from = self
+                    .addrs
+                    .iter()
+                    .find(|(_, a)| **a == p.from)
+                    .map(|(i, _)| *i);
+                let to = self
+                    .addrs
+                    .iter()
+                    .find(|(_, a)| **a == p.to)
+                    .map(|(i, _)| *i);
+                let (Some(from), Some(to)) = (from, to) else {
+                    continue;
+                };
+                if drop(from, to) {
+                    continue;
+                }
+                let now = self.now;
+                if let Some(g) = self.groups.get_mut(&to) {
+                    let _ = g.handle_datagram(now, p.from, &p.bytes);
+                    self.drain(to);
+                }
+            }
+            let next = self.groups.values().filter_map(|g| g.poll_timeout()).min();
+            match next {
+                Some(t) if t <= end => {
+                    self.now = self.now.max(t);
+                    let now = self.now;
+                    let ids: Vec<u64> = self.groups.keys().copied().collect();
+                    for id in ids {
+                        let due = self.groups[&id].poll_timeout().is_some_and(|t| t <= now);
+                        if due {
+                            if let Some(g) = self.groups.get_mut(&id) {
+                                g.handle_timeout(now);
+                            }
+                            self.drain(id);
+                        }
+                    }
+                }
+                _ => {
+                    self.now = end;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn delivered(&self, id: u64, origin: u64, seq: u64) -> bool {
+        self.logs
+            .get(&id)
+            .is_some_and(|l| l.contains(&(MemberId(origin), seq)))
+    }
+}
+
+/// Found by reasoning from the resolution oracle's second-round check (its model cannot reach
+/// it: it keeps the coordinator): X (4) sends m1 in view 1, which only C (3) receives; J (5)
+/// joins; X sends m2 in view 2, which C and J receive; X crashes. The coordinator A (1) decides
+/// m1 and m2, fetches their content from C, sends the decision and applies it; J applies it
+/// (it delivers m2 only: it joined after m1) and delivers m2. B (2) still needs the content
+/// of both and asks A for it; A and C crash before it arrives. In the next round nobody left
+/// holds m1, so the new decision ends X's stream before m1 and B never delivers m2, which J
+/// delivered: two members that stay disagree on the fate of X's m2 (docs/PROTOCOL.md §6 "What
+/// total order promises"). No decision can repair it then (B cannot deliver m2 without m1);
+/// members resume before everyone who needs a decided message holds it.
+#[test]
+fn late_joiner_and_a_member_disagree_after_the_coordinator_and_the_last_holder_crash() {
+    let mut s = Script {
+        now: epoch(),
+        groups: BTreeMap::new(),
+        addrs: BTreeMap::new(),
+        net: Vec::new(),
+        logs: BTreeMap::new(),
+    };
+    let (a, b, c, x, j) = (1u64, 2u64, 3u64, 4u64, 5u64);
+    let v1 = make_view(
+        Order::Total,
+        1,
+        &[a, b, c, x].map(|id| Script::member(id, 1)),
+    );
+    s.install(&v1);
+    s.run(Duration::from_millis(1), &|_, _| false);
+    // X's datagrams reach only C (and, once it is there, J).
+    let only_c_and_j = move |from: u64, to: u64| from == x && to != c && to != j;
+    let now = s.now;
+    s.groups
+        .get_mut(&x)
+        .expect("x")
+        .send(now, Bytes::from_static(b"4:1"), 0)
+        .expect("send m1");
+    s.drain(x);
+    s.run(Duration::from_millis(2), &only_c_and_j);
+    let mut members2: Vec<ViewMember> = [a, b, c, x].map(|id| Script::member(id, 1)).to_vec();
+    members2.push(Script::member(j, 2));
+    let v2 = make_view(Order::Total, 2, &members2);
+    s.install(&v2);
+    s.run(Duration::from_millis(2), &only_c_and_j);
+    let now = s.now;
+    s.groups
+        .get_mut(&x)
+        .expect("x")
+        .send(now, Bytes::from_static(b"4:2"), 0)
+        .expect("send m2");
+    s.drain(x);
+    s.run(Duration::from_millis(2), &only_c_and_j);
+    s.crash(x);
+    let mut members3: Vec<ViewMember> = [a, b, c].map(|id| Script::member(id, 1)).to_vec();
+    members3.push(Script::member(j, 2));
+    let v3 = make_view(Order::Total, 3, &members3);
+    s.install(&v3);
+    // Round 3: everything flows, except that A's relays to B are lost.
+    let no_a_to_b = move |from: u64, to: u64| from == a && to == b;
+    s.run(Duration::from_millis(3), &no_a_to_b);
+    assert!(
+        s.delivered(j, x, 2),
+        "scenario: J applied the decision and delivered m2 (logs {:?})",
+        s.logs
+    );
+    assert!(
+        !s.delivered(b, x, 2),
+        "scenario: B is still waiting for content (logs {:?})",
+        s.logs
+    );
+    s.crash(a);
+    s.crash(c);
+    let v4 = make_view(
+        Order::Total,
+        4,
+        &[Script::member(b, 1), Script::member(j, 2)],
+    );
+    s.install(&v4);
+    s.run(Duration::from_secs(1), &|_, _| false);
+    assert!(
+        !s.groups[&b].is_paused() && !s.groups[&j].is_paused(),
+        "the last round ends"
+    );
+    assert_eq!(
+        s.delivered(b, x, 2),
+        s.delivered(j, x, 2),
+        "B and J, who both stay, disagree on the fate of X's m2 (sent in view 2, which both \
+         were in): logs {:?}",
+        s.logs
+    );
+}

@@ -1454,8 +1454,11 @@ impl Script {
 /// of both and asks A for it; A and C crash before it arrives. In the next round nobody left
 /// holds m1, so the new decision ends X's stream before m1 and B never delivers m2, which J
 /// delivered: two members that stay disagree on the fate of X's m2 (docs/PROTOCOL.md §6 "What
-/// total order promises"). No decision can repair it then (B cannot deliver m2 without m1);
-/// members resume before everyone who needs a decided message holds it.
+/// total order promises"). No decision can repair it then (B cannot deliver m2 without m1):
+/// J resumed holding nothing of m1, and the only holders failed. Fails today; the oracle
+/// (`tests/resolution_oracle.rs`) finds the same history exhaustively and shows that a member
+/// keeping the content and final of every decided message it applies, also of those it does
+/// not deliver, restores agreement (`keeping_every_decided_message_restores_agreement_...`).
 #[test]
 fn late_joiner_and_a_member_disagree_after_the_coordinator_and_the_last_holder_crash() {
     let mut s = Script {

@@ -331,6 +331,22 @@ struct Bounds {
     x_msgs: u8,
     l_msgs: u8,
     joiner: bool,
+    second: Second,
+}
+
+/// Who leaves during the first round, for the second-round check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Second {
+    /// B or C (the coordinator stays).
+    One,
+    /// The coordinator A and one more survivor (only when the live sender A sent nothing, so
+    /// that X's is the only departed stream with messages).
+    CoordinatorAndOne {
+        /// A member applying a decision keeps the content of every decided message, also of
+        /// those it does not deliver (joined after they were sent). `Group::apply_decision`
+        /// does not today (false); true models the fix this oracle suggests.
+        keep_all: bool,
+    },
 }
 
 fn held_bit(seq: u8) -> u8 {
@@ -911,7 +927,12 @@ fn permutations<T: Clone>(items: &[T]) -> Vec<Vec<T>> {
 }
 
 /// Checks `decide` on the history ending in `st` (every survivor has reported).
-fn check_decision(st: &St, counts: &mut Counts, brute_force: bool) -> Result<(), String> {
+fn check_decision(
+    st: &St,
+    counts: &mut Counts,
+    brute_force: bool,
+    second: Second,
+) -> Result<(), String> {
     let reports = reports_of(st);
     let decision = decide(ViewId(ROUND), &reports);
     let o = outcome_of(&decision)?;
@@ -1031,7 +1052,7 @@ fn check_decision(st: &St, counts: &mut Counts, brute_force: bool) -> Result<(),
     safe(st, &l_finals, &o).map_err(|e| format!("decide's outcome {o:?} is unsafe: {e}"))?;
 
     // A survivor leaves during the round: the next round repeats what was applied.
-    check_second_round(st, &o, counts)?;
+    check_second_round(st, &o, second, counts)?;
 
     // ... and among the safe outcomes found by brute force over the priorities that matter.
     if brute_force {
@@ -1114,7 +1135,7 @@ const ROUND2: u64 = 4;
 /// into its hold-back queue at their finals (content relayed when it lacks it) and are kept,
 /// the rest of X's stream is dropped and the stream closed; delivery resumes. Then the finals
 /// of the live sender's messages reach it.
-fn apply_decision(st: &mut St, i: usize, o: &Outcome, l_finals: &[Option<Pr>]) {
+fn apply_decision(st: &mut St, i: usize, o: &Outcome, l_finals: &[Option<Pr>], keep_all: bool) {
     let x_view = st.x_view;
     let m = &mut st.mem[i];
     for (n, &p) in o.finals.iter().enumerate() {
@@ -1130,6 +1151,9 @@ fn apply_decision(st: &mut St, i: usize, o: &Outcome, l_finals: &[Option<Pr>]) {
                 is_final: true,
                 view,
             });
+        } else if keep_all && view < m.joined {
+            // Kept (content fetched if missing) but not delivered: a later round can relay it.
+            m.kept.push((seq, p, view));
         }
     }
     let last = (o.first + o.finals.len() as u8)
@@ -1165,12 +1189,32 @@ fn apply_decision(st: &mut St, i: usize, o: &Outcome, l_finals: &[Option<Pr>]) {
 /// applied its decision `o1`; the second round's decision must repeat `o1` for every message a
 /// member that applied it keeps, must not extend the stream past where they closed it, and the
 /// members (each with the decision it applied) must stay safe.
-fn check_second_round(st: &St, o1: &Outcome, counts: &mut Counts) -> Result<(), String> {
-    for departs in [1usize, 2] {
-        let others: Vec<usize> = st.members().filter(|&i| i != departs).collect();
+fn check_second_round(
+    st: &St,
+    o1: &Outcome,
+    second: Second,
+    counts: &mut Counts,
+) -> Result<(), String> {
+    let departures: Vec<Vec<usize>> = match second {
+        Second::One => vec![vec![1], vec![2]],
+        Second::CoordinatorAndOne { .. } if st.l_sent == 0 => st
+            .members()
+            .filter(|&i| i != 0)
+            .map(|i| vec![0, i])
+            .collect(),
+        Second::CoordinatorAndOne { .. } => Vec::new(),
+    };
+    let keep_all = match second {
+        Second::CoordinatorAndOne { keep_all } => keep_all,
+        Second::One => false,
+    };
+    for departs in departures {
+        let others: Vec<usize> = st.members().filter(|i| !departs.contains(i)).collect();
         for subset in 0u32..(1 << others.len()) {
             let mut s2 = st.clone();
-            s2.mem[departs].in_group = false;
+            for &d in &departs {
+                s2.mem[d].in_group = false;
+            }
             let l_finals = s2.l_finals_eventually();
             let appliers: Vec<usize> = others
                 .iter()
@@ -1181,11 +1225,11 @@ fn check_second_round(st: &St, o1: &Outcome, counts: &mut Counts) -> Result<(), 
             // The coordinator (A, the lowest id) sends its decision only once it holds the
             // content of every decided message, and applies it at once: whoever applied it,
             // the coordinator did.
-            if !appliers.is_empty() && !appliers.contains(&0) {
+            if !departs.contains(&0) && !appliers.is_empty() && !appliers.contains(&0) {
                 continue;
             }
             for &i in &appliers {
-                apply_decision(&mut s2, i, o1, &l_finals);
+                apply_decision(&mut s2, i, o1, &l_finals, keep_all);
             }
             for &i in &others {
                 let rep = s2.mem[i].build_report(&s2.x_view);
@@ -1196,8 +1240,8 @@ fn check_second_round(st: &St, o1: &Outcome, counts: &mut Counts) -> Result<(), 
             counts.second_rounds += 1;
             let what = || {
                 format!(
-                    "{} left during the first round after {:?} applied {o1:?}; second decision {o2:?}",
-                    IDS[departs],
+                    "{:?} left during the first round after {:?} applied {o1:?}; second decision {o2:?}",
+                    departs.iter().map(|&i| IDS[i]).collect::<Vec<_>>(),
                     appliers.iter().map(|&i| IDS[i]).collect::<Vec<_>>()
                 )
             };
@@ -1270,7 +1314,7 @@ fn explore(b: Bounds, brute_force_every: u64) -> Counts {
     let mut counts = Counts::default();
     counts.states = for_each_history(b, |st| {
         let brute = brute_force_every > 0 && counts.histories % brute_force_every == 0;
-        if let Err(e) = check_decision(st, &mut counts, brute) {
+        if let Err(e) = check_decision(st, &mut counts, brute, b.second) {
             panic!(
                 "counterexample ({b:?}): {e}\nreports: {:#?}\nhistory state: {st:#?}",
                 reports_of(st)
@@ -1319,7 +1363,7 @@ fn random_walks(b: Bounds, seed: u64, walks: u64, brute_force_every: u64) -> Cou
     let mut counts = Counts::default();
     counts.states = for_each_random_history(b, seed, walks, |st| {
         let brute = brute_force_every > 0 && counts.histories % brute_force_every == 0;
-        if let Err(e) = check_decision(st, &mut counts, brute) {
+        if let Err(e) = check_decision(st, &mut counts, brute, b.second) {
             panic!(
                 "counterexample ({b:?}, seed {seed}): {e}\nreports: {:#?}\nhistory state: {st:#?}",
                 reports_of(st)
@@ -1360,6 +1404,7 @@ fn assert_floor(c: &Counts, floor: u64, brute_force: bool) {
     if brute_force {
         assert!(c.brute_forced > 0 && c.safe_candidates > 0, "{c:?}");
     }
+    assert!(c.second_rounds > 0, "no second round was checked: {c:?}");
 }
 
 fn exhaustive(b: Bounds, brute_force_every: u64, floor: u64) {
@@ -1376,6 +1421,7 @@ fn decide_is_safe_on_every_history_of_three_messages() {
         x_msgs: 3,
         l_msgs: 0,
         joiner: false,
+        second: Second::One,
     };
     exhaustive(b, 1, 2_000);
 }
@@ -1388,6 +1434,7 @@ fn decide_is_safe_on_every_history_with_a_live_sender() {
         x_msgs: 1,
         l_msgs: 1,
         joiner: false,
+        second: Second::One,
     };
     exhaustive(b, 1, 8_000);
 }
@@ -1400,8 +1447,77 @@ fn decide_is_safe_on_every_history_with_a_late_joiner() {
         x_msgs: 2,
         l_msgs: 0,
         joiner: true,
+        second: Second::One,
     };
     exhaustive(b, 1, 2_000);
+}
+
+/// The coordinator and one more survivor leave during the first round, after any subset of
+/// the others applied its decision (the coordinator had all the content then). Without a late
+/// joiner every member that applied keeps the whole decided prefix, so the next round can
+/// repeat it: safe.
+#[test]
+fn second_round_after_the_coordinator_and_another_survivor_leave() {
+    let b = Bounds {
+        x_msgs: 3,
+        l_msgs: 0,
+        joiner: false,
+        second: Second::CoordinatorAndOne { keep_all: false },
+    };
+    exhaustive(b, 0, 2_000);
+}
+
+/// A REAL COUNTEREXAMPLE (the protocol, not `decide`): a member J that joined between X's two
+/// messages applies the first decision and delivers only the later message, keeping nothing of
+/// the earlier one (`Group::apply_decision` keeps what the member delivers). When the
+/// coordinator and the last other holder of the earlier message leave, the next round cannot
+/// decide it (nobody holds it), hence not the later one either (FIFO), which J has delivered:
+/// J and B, who both stay, disagree on its fate. This test checks that the oracle finds it
+/// with today's apply rule; `tests/model.rs`
+/// (`late_joiner_and_a_member_disagree_after_the_coordinator_and_the_last_holder_crash`)
+/// reproduces it with real groups and fails until the protocol is fixed. When it is, model
+/// the new rule in `apply_decision` and turn this into a plain exhaustive check.
+#[test]
+fn the_oracle_finds_that_a_late_joiner_can_lose_agreement_with_todays_apply_rule() {
+    let b = Bounds {
+        x_msgs: 2,
+        l_msgs: 0,
+        joiner: true,
+        second: Second::CoordinatorAndOne { keep_all: false },
+    };
+    let mut counts = Counts::default();
+    let mut found: Option<String> = None;
+    let mut histories = 0u64;
+    for_each_history(b, |st| {
+        histories += 1;
+        if found.is_none() {
+            if let Err(e) = check_decision(st, &mut counts, false, b.second) {
+                found = Some(e);
+            }
+        }
+    });
+    let found = found.unwrap_or_else(|| {
+        panic!("no counterexample in {histories} histories: was the apply rule fixed?")
+    });
+    eprintln!("counterexample found among {histories} histories: {found}");
+    assert!(
+        found.contains("disagree on the fate of X's 2"),
+        "another kind of failure: {found}"
+    );
+}
+
+/// The fix the counterexample suggests, modelled: a member applying a decision keeps (fetching
+/// if needed) the content and final of every decided message, also of those it does not
+/// deliver, and reports them in later rounds. Then every second round is safe again.
+#[test]
+fn keeping_every_decided_message_restores_agreement_with_a_late_joiner() {
+    let b = Bounds {
+        x_msgs: 2,
+        l_msgs: 0,
+        joiner: true,
+        second: Second::CoordinatorAndOne { keep_all: true },
+    };
+    exhaustive(b, 0, 2_000);
 }
 
 /// Larger bounds, sampled: seeded random histories (three messages of X, two of a live
@@ -1412,6 +1528,7 @@ fn decide_is_safe_on_random_histories_of_larger_bounds() {
         x_msgs: 3,
         l_msgs: 2,
         joiner: true,
+        second: Second::One,
     };
     let walks = env_u64("ORACLE_WALKS", 20_000);
     let t = std::time::Instant::now();
@@ -1444,6 +1561,7 @@ fn decide_is_safe_on_every_history_of_requested_bounds() {
             x_msgs: v[0],
             l_msgs: v[1],
             joiner: v[2] == 1,
+            second: Second::One,
         };
         exhaustive(b, 8, 1);
     }
@@ -1551,16 +1669,19 @@ fn the_oracle_rejects_each_rule_without_one_of_its_safeguards() {
             x_msgs: 3,
             l_msgs: 0,
             joiner: false,
+            second: Second::One,
         },
         Bounds {
             x_msgs: 1,
             l_msgs: 1,
             joiner: false,
+            second: Second::One,
         },
         Bounds {
             x_msgs: 2,
             l_msgs: 0,
             joiner: true,
+            second: Second::One,
         },
     ] {
         for_each_history(b, &mut visit);
@@ -1571,6 +1692,7 @@ fn the_oracle_rejects_each_rule_without_one_of_its_safeguards() {
         x_msgs: 2,
         l_msgs: 1,
         joiner: true,
+        second: Second::One,
     };
     for_each_random_history(b, 7, env_u64("MUTANT_WALKS", 300_000), &mut visit);
     eprintln!(

@@ -724,6 +724,8 @@ struct Counts {
     brute_forced: u64,
     candidates: u64,
     safe_candidates: u64,
+    /// Brute-forced histories where decide's outcome is one of the enumerated safe outcomes.
+    decide_among_safe: u64,
     second_rounds: u64,
 }
 
@@ -1119,11 +1121,11 @@ fn check_decision(
                 "decide's outcome {o:?} is not among the safe ones (candidates {cands:?})"
             ));
         }
-        if !found {
-            // decide chose a priority outside the candidate set (e.g. a raise to a counter
-            // nobody used): it passed `safe` above, which is the same predicate.
-            counts.safe_candidates += 0;
+        if found {
+            counts.decide_among_safe += 1;
         }
+        // Otherwise decide chose a priority outside the candidate set (a raise to a counter
+        // nobody used): it passed `safe` above, which is the same predicate.
     }
     Ok(())
 }
@@ -1377,7 +1379,7 @@ fn report(what: &str, b: Bounds, c: &Counts, t: std::time::Instant) {
     eprintln!(
         "{what} {b:?}: {} states, {} distinct histories checked ({} with decided messages, \
          {} with a message a survivor delivered, {} finals raised), {} brute-forced with {} \
-         candidate outcomes ({} safe), {} second rounds, in {:?}",
+         candidate outcomes ({} safe; decide's among them in {}), {} second rounds, in {:?}",
         c.states,
         c.histories,
         c.with_decided,
@@ -1386,6 +1388,7 @@ fn report(what: &str, b: Bounds, c: &Counts, t: std::time::Instant) {
         c.brute_forced,
         c.candidates,
         c.safe_candidates,
+        c.decide_among_safe,
         c.second_rounds,
         t.elapsed()
     );

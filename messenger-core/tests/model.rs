@@ -313,6 +313,7 @@ impl World {
                     m.log.push(msg);
                 }
                 Event::Removed => removed = true,
+                Event::Suspect { .. } => {}
                 Event::Lost { first, last, .. } => self.lost += last.0 - first.0 + 1,
                 Event::Writable => {}
             }
@@ -1451,16 +1452,14 @@ impl Script {
 /// joins; X sends m2 in view 2, which C and J receive; X crashes. The coordinator A (1) decides
 /// m1 and m2, fetches their content from C, sends the decision and applies it; J applies it
 /// (it delivers m2 only: it joined after m1) and delivers m2. B (2) still needs the content
-/// of both and asks A for it; A and C crash before it arrives. In the next round nobody left
-/// holds m1, so the new decision ends X's stream before m1 and B never delivers m2, which J
-/// delivered: two members that stay disagree on the fate of X's m2 (docs/PROTOCOL.md §6 "What
-/// total order promises"). No decision can repair it then (B cannot deliver m2 without m1):
-/// J resumed holding nothing of m1, and the only holders failed. Fails today; the oracle
-/// (`tests/resolution_oracle.rs`) finds the same history exhaustively and shows that a member
-/// keeping the content and final of every decided message it applies, also of those it does
-/// not deliver, restores agreement (`keeping_every_decided_message_restores_agreement_...`).
+/// of both and asks A for it; A and C crash before it arrives. J used to keep nothing of m1,
+/// so in the next round nobody held m1, the new decision ended X's stream before m1, and B
+/// never delivered m2, which J had delivered: two members that stay disagreed on the fate of
+/// X's m2. A member now keeps the content and final of every decided message it applies, also
+/// of those it does not deliver (`Group::apply_decision`), so the next round repeats the
+/// decision and B delivers m1 and m2. This test failed before that change.
 #[test]
-fn late_joiner_and_a_member_disagree_after_the_coordinator_and_the_last_holder_crash() {
+fn late_joiner_and_a_member_agree_after_the_coordinator_and_the_last_holder_crash() {
     let mut s = Script {
         now: epoch(),
         groups: BTreeMap::new(),
@@ -1535,6 +1534,11 @@ fn late_joiner_and_a_member_disagree_after_the_coordinator_and_the_last_holder_c
         s.delivered(j, x, 2),
         "B and J, who both stay, disagree on the fate of X's m2 (sent in view 2, which both \
          were in): logs {:?}",
+        s.logs
+    );
+    assert!(
+        s.delivered(b, x, 1) && s.delivered(b, x, 2),
+        "B delivers both (J relays m1, which it kept): logs {:?}",
         s.logs
     );
 }

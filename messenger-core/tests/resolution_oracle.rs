@@ -39,7 +39,8 @@ use std::collections::{BTreeSet, HashSet};
 
 use messenger_core::protocol::flush::decide;
 use messenger_core::protocol::wire::{
-    EntryState, FlushDecision, FlushReport, ReportEntry, StreamDecision, StreamReport,
+    ContentDigest, EntryState, FlushDecision, FlushReport, Part, ReportEntry, StreamDecision,
+    StreamReport,
 };
 use messenger_core::protocol::{MemberId, OrderKey, Priority, SeqNo, ViewId};
 use messenger_core::testing::rng::Rng;
@@ -47,7 +48,7 @@ use messenger_core::testing::rng::Rng;
 // ----- construction of wire structs: the one place that knows their fields ------------------
 
 fn wire_priority(p: Pr) -> Priority {
-    Priority::new(u64::from(p.c), MemberId(u64::from(p.m)))
+    Priority::new(u128::from(p.c), MemberId(u64::from(p.m)))
 }
 
 fn wire_key(k: Key) -> OrderKey {
@@ -63,6 +64,8 @@ fn wire_entry(seq: u8, state: EntryState, content: Option<u8>) -> ReportEntry {
         seq: SeqNo(u64::from(seq)),
         state,
         content: content.map(|v| ViewId(u64::from(v))),
+        // Every holder of a message holds the same content: the digest names the message.
+        digest: content.map(|_| ContentDigest([seq; 16])),
     }
 }
 
@@ -91,6 +94,7 @@ fn wire_report(
         joined: ViewId(u64::from(joined)),
         delivered_max: delivered_max.map(wire_key),
         streams,
+        part: Part::WHOLE,
     }
 }
 
@@ -1470,18 +1474,18 @@ fn second_round_after_the_coordinator_and_another_survivor_leave() {
     exhaustive(b, 0, 2_000);
 }
 
-/// A REAL COUNTEREXAMPLE (the protocol, not `decide`): a member J that joined between X's two
-/// messages applies the first decision and delivers only the later message, keeping nothing of
-/// the earlier one (`Group::apply_decision` keeps what the member delivers). When the
-/// coordinator and the last other holder of the earlier message leave, the next round cannot
-/// decide it (nobody holds it), hence not the later one either (FIFO), which J has delivered:
-/// J and B, who both stay, disagree on its fate. This test checks that the oracle finds it
-/// with today's apply rule; `tests/model.rs`
-/// (`late_joiner_and_a_member_disagree_after_the_coordinator_and_the_last_holder_crash`)
-/// reproduces it with real groups and fails until the protocol is fixed. When it is, model
-/// the new rule in `apply_decision` and turn this into a plain exhaustive check.
+/// A mutant of the apply rule, and the counterexample that made the protocol change: a member
+/// J that joined between X's two messages applies the first decision and delivers only the
+/// later message; if it kept nothing of the earlier one (the old `Group::apply_decision` kept
+/// only what the member delivers), then when the coordinator and the last other holder of the
+/// earlier message leave, the next round cannot decide it (nobody holds it), hence not the
+/// later one either (FIFO), which J has delivered: J and B, who both stay, disagree on its
+/// fate. This test checks that the oracle still finds it with the old rule;
+/// `tests/model.rs` (`late_joiner_and_a_member_agree_after_the_coordinator_and_the_last_holder_crash`)
+/// runs the history with real groups, and `keeping_every_decided_message_...` checks the
+/// protocol's rule exhaustively.
 #[test]
-fn the_oracle_finds_that_a_late_joiner_can_lose_agreement_with_todays_apply_rule() {
+fn the_oracle_finds_that_a_late_joiner_loses_agreement_under_the_old_apply_rule() {
     let b = Bounds {
         x_msgs: 2,
         l_msgs: 0,
@@ -1500,7 +1504,7 @@ fn the_oracle_finds_that_a_late_joiner_can_lose_agreement_with_todays_apply_rule
         }
     });
     let found = found.unwrap_or_else(|| {
-        panic!("no counterexample in {histories} histories: was the apply rule fixed?")
+        panic!("no counterexample in {histories} histories: the oracle misses the old bug")
     });
     eprintln!("counterexample found among {histories} histories: {found}");
     assert!(
@@ -1509,9 +1513,10 @@ fn the_oracle_finds_that_a_late_joiner_can_lose_agreement_with_todays_apply_rule
     );
 }
 
-/// The fix the counterexample suggests, modelled: a member applying a decision keeps (fetching
-/// if needed) the content and final of every decided message, also of those it does not
-/// deliver, and reports them in later rounds. Then every second round is safe again.
+/// The protocol's rule (`Group::apply_decision`, since the counterexample above): a member
+/// applying a decision keeps (fetching if needed) the content and final of every decided
+/// message, also of those it does not deliver, and reports them in later rounds. Every
+/// second round is then safe.
 #[test]
 fn keeping_every_decided_message_restores_agreement_with_a_late_joiner() {
     let b = Bounds {

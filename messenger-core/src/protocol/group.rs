@@ -1542,7 +1542,7 @@ impl Group {
             if stream.closed.is_some() {
                 continue;
             }
-            for (seq, _) in to_keep(sd, stream) {
+            for (seq, _) in to_keep(sd, stream, self.joined) {
                 let held = self.holdback.contains(sd.origin, seq)
                     || stream.rx.get(seq).is_some()
                     || stream.relayed.contains_key(&seq);
@@ -1553,7 +1553,6 @@ impl Group {
         }
         missing
     }
-
 
     /// The content this member holds of a departed member's message.
     fn content_of(&self, origin: MemberId, seq: SeqNo) -> Option<Msg> {
@@ -1638,19 +1637,20 @@ impl Group {
                 let index = relay.seq.0.checked_sub(sd.first.0)?;
                 sd.decided.get(usize::try_from(index).ok()?)
             })
-            .map(|d| d.digest);
+            .copied();
         let Some(expected) = expected else {
             self.stats.invalid_frames += 1;
             return;
         };
-        if wire::content_digest(relay.view, relay.stamp, &relay.payload) != expected {
+        if wire::content_digest(relay.view, relay.stamp, &relay.payload) != expected.digest {
             self.stats.invalid_frames += 1;
             return;
         }
         let Some(stream) = self.departed.get_mut(&relay.origin) else {
             return;
         };
-        if stream.closed.is_some() || relay.seq <= stream.delivered {
+        let delivered_here = relay.seq <= stream.delivered && expected.view >= self.joined;
+        if stream.closed.is_some() || delivered_here {
             return;
         }
         stream.relayed.entry(relay.seq).or_insert(Msg {
@@ -1745,7 +1745,7 @@ impl Group {
                 continue;
             };
             if stream.closed.is_none() {
-                for (seq, d) in to_keep(sd, &stream) {
+                for (seq, d) in to_keep(sd, &stream, self.joined) {
                     let msg = match self.holdback.remove(sd.origin, seq) {
                         Some((_, q)) => Some(Msg {
                             view: q.view,
@@ -2094,12 +2094,14 @@ impl Group {
 /// late, delivered a later message of the stream and then outlived every holder of an earlier
 /// one let the next round drop both while it had delivered one (found by the resolution oracle,
 /// `tests/model.rs`).
-fn to_keep(sd: &StreamDecision, stream: &Stream) -> Vec<(SeqNo, Decided)> {
+fn to_keep(sd: &StreamDecision, stream: &Stream, joined: ViewId) -> Vec<(SeqNo, Decided)> {
     sd.decided
         .iter()
         .enumerate()
         .map_while(|(i, d)| Some((SeqNo(sd.first.0.checked_add(i as u64)?), *d)))
-        .filter(|(seq, _)| *seq > stream.delivered)
+        // Not delivered here: above what was delivered, or before this member's part of the
+        // stream (which starts after what it counts as delivered).
+        .filter(|(seq, d)| *seq > stream.delivered || d.view < joined)
         .collect()
 }
 

@@ -1529,16 +1529,32 @@ impl Group {
         }
     }
 
-    /// Decided messages this member must deliver and holds no content for.
+    /// Decided messages this member must keep and holds no content for. The coordinator
+    /// gathers every decided message, also those it delivered before the round: it is the one
+    /// the members ask, and a member that joined late keeps messages it never received.
     fn missing_content(&self) -> Vec<(MemberId, SeqNo)> {
         let mut missing = Vec::new();
-        let Some(decision) = self.flush.as_ref().and_then(|f| f.decision.as_ref()) else {
+        let Some(flush) = self.flush.as_ref() else {
             return missing;
         };
+        let Some(decision) = flush.decision.as_ref() else {
+            return missing;
+        };
+        let coordinator = flush.coordinator == self.me;
         for sd in &decision.streams {
             let Some(stream) = self.departed.get(&sd.origin) else {
                 continue;
             };
+            if coordinator {
+                let mut seq = sd.first;
+                while seq <= decision_last(sd) {
+                    if self.content_of(sd.origin, seq).is_none() {
+                        missing.push((sd.origin, seq));
+                    }
+                    seq = seq.next();
+                }
+                continue;
+            }
             if stream.closed.is_some() {
                 continue;
             }
@@ -1646,18 +1662,25 @@ impl Group {
             self.stats.invalid_frames += 1;
             return;
         }
-        let Some(stream) = self.departed.get_mut(&relay.origin) else {
-            return;
-        };
-        let delivered_here = relay.seq <= stream.delivered && expected.view >= self.joined;
-        if stream.closed.is_some() || delivered_here {
-            return;
-        }
-        stream.relayed.entry(relay.seq).or_insert(Msg {
+        let msg = Msg {
             view: relay.view,
             stamp: relay.stamp,
             payload: relay.payload,
-        });
+        };
+        let me = self.me;
+        if let Some(flush) = self.flush.as_mut().filter(|f| f.coordinator == me) {
+            // The coordinator gathers every decided message, also of streams it already
+            // closed in an earlier round (its members may still need them).
+            flush.relay.entry((relay.origin, relay.seq)).or_insert(msg);
+        } else {
+            let Some(stream) = self.departed.get_mut(&relay.origin) else {
+                return;
+            };
+            if stream.closed.is_some() {
+                return;
+            }
+            stream.relayed.entry(relay.seq).or_insert(msg);
+        }
         self.progress_flush(now);
     }
 
@@ -1755,7 +1778,13 @@ impl Group {
                         None => stream
                             .rx
                             .remove(seq)
-                            .or_else(|| stream.relayed.remove(&seq)),
+                            .or_else(|| stream.relayed.remove(&seq))
+                            .or_else(|| {
+                                // What the coordinator gathered for the round.
+                                self.flush
+                                    .as_ref()
+                                    .and_then(|f| f.relay.get(&(sd.origin, seq)).cloned())
+                            }),
                     };
                     // `missing_content` made sure every message is here.
                     if let Some(msg) = msg {

@@ -166,6 +166,11 @@ enum messenger_result
    * The tracker speaks another version of the control protocol.
    */
   MESSENGER_VERSION_MISMATCH = 109,
+  /**
+   * A limit of the tracker was reached (connections, groups, incomplete frames, password
+   * attempts); the message names it.
+   */
+  MESSENGER_LIMIT_REACHED = 110,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

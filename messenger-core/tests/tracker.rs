@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use messenger_core::protocol::wire::{
     encode_control, ClientFrame, ErrorCode, FrameDecoder, Hello, MetricsReport, Order, Reply,
     Request, ServerFrame, TrackerStats, View, CONTROL_VERSION,
 };
-use messenger_core::protocol::{MemberId, ViewId};
+use messenger_core::protocol::{GroupId, MemberId, ViewId};
 use messenger_core::tracker::{AccessPolicy, Tracker, TrackerConfig, TrackerHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
@@ -52,6 +52,10 @@ struct TestClient {
     metrics: Arc<Mutex<MetricsReport>>,
     /// How many heartbeats were answered so far.
     answered: watch::Receiver<u64>,
+    /// Bytes of view frames (full and changes) received so far.
+    view_bytes: Arc<AtomicU64>,
+    /// View changes received as deltas so far.
+    deltas: Arc<AtomicU64>,
     /// Views received while waiting for something else, oldest first.
     pending_views: VecDeque<View>,
     /// Every view received, in order.
@@ -79,14 +83,45 @@ impl TestClient {
         let answering = Arc::new(AtomicBool::new(true));
         let metrics = Arc::new(Mutex::new(MetricsReport::default()));
         let (answered_tx, answered) = watch::channel(0u64);
+        let view_bytes = Arc::new(AtomicU64::new(0));
+        let deltas = Arc::new(AtomicU64::new(0));
         let reader = {
             let (writer, answering, metrics) = (writer.clone(), answering.clone(), metrics.clone());
+            let (view_bytes, deltas) = (view_bytes.clone(), deltas.clone());
             tokio::spawn(async move {
                 let mut decoder = FrameDecoder::new();
                 let mut buf = vec![0u8; 8192];
+                // The views this client holds, to apply the changes the tracker pushes; the
+                // test sees every change as the full view it leads to.
+                let mut views: BTreeMap<GroupId, View> = BTreeMap::new();
                 loop {
                     loop {
-                        match decoder.next_frame::<ServerFrame>() {
+                        let before = decoder.buffered();
+                        let frame = decoder.next_frame::<ServerFrame>();
+                        if let Ok(Some(ServerFrame::ViewChange(_) | ServerFrame::ViewDelta(_))) =
+                            &frame
+                        {
+                            let len = before - decoder.buffered();
+                            view_bytes.fetch_add(len as u64, Ordering::SeqCst);
+                        }
+                        let frame = match frame {
+                            Ok(Some(ServerFrame::ViewChange(v))) => {
+                                views.insert(v.group, v.clone());
+                                Ok(Some(ServerFrame::ViewChange(v)))
+                            }
+                            Ok(Some(ServerFrame::ViewDelta(d))) => {
+                                deltas.fetch_add(1, Ordering::SeqCst);
+                                match views.get(&d.group).and_then(|v| d.apply(v)) {
+                                    Some(v) => {
+                                        views.insert(v.group, v.clone());
+                                        Ok(Some(ServerFrame::ViewChange(v)))
+                                    }
+                                    None => Err(format!("a view change not applicable: {d:?}")),
+                                }
+                            }
+                            other => other.map_err(|e| e.to_string()),
+                        };
+                        match frame {
                             Ok(Some(ServerFrame::Heartbeat { nonce })) => {
                                 if answering.load(Ordering::SeqCst) {
                                     let m = *metrics.lock().expect("metrics");
@@ -101,7 +136,7 @@ impl TestClient {
                             }
                             Ok(None) => break,
                             Err(e) => {
-                                let _ = tx.send(Err(e.to_string()));
+                                let _ = tx.send(Err(e));
                                 return;
                             }
                         }
@@ -120,6 +155,8 @@ impl TestClient {
             answering,
             metrics,
             answered,
+            view_bytes,
+            deltas,
             pending_views: VecDeque::new(),
             seen: Vec::new(),
             next_id: 1,
@@ -323,8 +360,8 @@ impl TestClient {
 
     /// Checks that the tracker still answers this client.
     async fn still_served(&mut self) {
-        let reply = self.request(Request::ListGroups).await;
-        assert!(matches!(reply, Reply::Groups(_)), "{reply:?}");
+        let reply = self.request(Request::ListGroups { after: None }).await;
+        assert!(matches!(reply, Reply::Groups { .. }), "{reply:?}");
     }
 
     /// Waits until this client has answered `n` heartbeats.
@@ -377,12 +414,18 @@ fn temp_file(tag: &str) -> PathBuf {
 async fn hello_gets_welcome_and_requests_get_one_reply_each() {
     let tracker = start_open().await;
     let mut a = TestClient::hello(tracker.local_addr(), "alice").await;
-    assert_eq!(a.request(Request::ListGroups).await, Reply::Groups(vec![]));
+    assert_eq!(
+        a.request(Request::ListGroups { after: None }).await,
+        Reply::Groups {
+            groups: vec![],
+            more: false
+        }
+    );
     // Pipelined requests are answered in order, each once, with its own id.
     for id in [7, 8, 9] {
         a.send(&ClientFrame::Request {
             id,
-            request: Request::ListGroups,
+            request: Request::ListGroups { after: None },
         })
         .await;
     }
@@ -390,7 +433,13 @@ async fn hello_gets_welcome_and_requests_get_one_reply_each() {
         match a.recv().await {
             ServerFrame::Reply { id: got, reply } => {
                 assert_eq!(got, id);
-                assert_eq!(reply, Reply::Groups(vec![]));
+                assert_eq!(
+                    reply,
+                    Reply::Groups {
+                        groups: vec![],
+                        more: false
+                    }
+                );
             }
             other => panic!("expected a reply, got {other:?}"),
         }
@@ -426,14 +475,20 @@ async fn bad_hellos_are_refused_and_closed() {
 
     // Alice is unaffected, and her name is free once she has quit.
     assert_eq!(
-        alice.request(Request::ListGroups).await,
-        Reply::Groups(vec![])
+        alice.request(Request::ListGroups { after: None }).await,
+        Reply::Groups {
+            groups: vec![],
+            more: false
+        }
     );
     alice.quit(MetricsReport::default()).await;
     let mut again = TestClient::hello(addr, "alice").await;
     assert_eq!(
-        again.request(Request::ListGroups).await,
-        Reply::Groups(vec![])
+        again.request(Request::ListGroups { after: None }).await,
+        Reply::Groups {
+            groups: vec![],
+            more: false
+        }
     );
 }
 
@@ -609,7 +664,7 @@ async fn views_go_to_every_member_and_to_the_leaver() {
 
     // Groups are listed by name; an emptied group disappears and comes back anew.
     a.join("zoo", Order::Fifo).await;
-    let Reply::Groups(groups) = c.request(Request::ListGroups).await else {
+    let Reply::Groups { groups, .. } = c.request(Request::ListGroups { after: None }).await else {
         panic!("expected Groups");
     };
     let listed: Vec<_> = groups
@@ -732,7 +787,7 @@ async fn protocol_violations_close_only_the_offending_connection() {
     let mut c = TestClient::connect(addr, "eager").await;
     c.send(&ClientFrame::Request {
         id: 1,
-        request: Request::ListGroups,
+        request: Request::ListGroups { after: None },
     })
     .await;
     c.refused(ErrorCode::BadRequest).await;
@@ -769,7 +824,7 @@ async fn protocol_violations_close_only_the_offending_connection() {
     alice.view_of("g", 6).await;
     let frame = encode_control(&ClientFrame::Request {
         id: 1,
-        request: Request::ListGroups,
+        request: Request::ListGroups { after: None },
     })
     .expect("encode");
     dave.send_raw(&frame[..frame.len() - 1]).await;
@@ -789,7 +844,11 @@ async fn protocol_violations_close_only_the_offending_connection() {
 
 #[tokio::test]
 async fn a_client_that_never_reads_is_cut_off() {
-    let tracker = start_open().await;
+    let tracker = start(TrackerConfig {
+        max_groups_per_client: 200,
+        ..TrackerConfig::default()
+    })
+    .await;
     let addr = tracker.local_addr();
     let mut alice = TestClient::hello(addr, "alice").await;
     alice.join("room", Order::Fifo).await;
@@ -810,7 +869,7 @@ async fn a_client_that_never_reads_is_cut_off() {
     bytes.extend(encode_control(&join).expect("encode"));
     let list = encode_control(&ClientFrame::Request {
         id: 2,
-        request: Request::ListGroups,
+        request: Request::ListGroups { after: None },
     })
     .expect("encode");
     for _ in 0..20_000 {
@@ -915,6 +974,7 @@ async fn stats_count_clients_groups_views_requests_and_errors() {
             errors: 1,
             clients_dropped: 0,
             bad_connections: 0,
+            refused_connections: 0,
         }
     );
     assert_eq!(tracker.stats(), stats);

@@ -17,8 +17,8 @@ use messenger_core::protocol::wire::{
     ErrorCode, Final, FlushAck, FlushDecision, FlushFetch, FlushRelay, FlushReport, Frame,
     FrameDecoder, GroupInfo, Header, Hello, MetricsReport, Nack, Order, Propose, Reply,
     ReportEntry, Request, ServerFrame, Status, StreamAck, StreamDecision, StreamReport,
-    TrackerStats, View, ViewMember, WireError, CONTROL_VERSION, MAGIC, MAX_CONTROL_FRAME,
-    MAX_DATAGRAM, VERSION,
+    TrackerStats, View, ViewDelta, ViewMember, WireError, CONTROL_VERSION, MAGIC,
+    MAX_CONTROL_FRAME, MAX_DATAGRAM, VERSION,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -329,6 +329,7 @@ fn tracker_stats() -> impl Strategy<Value = TrackerStats> {
                 errors,
                 clients_dropped: dropped,
                 bad_connections: bad,
+                refused_connections: bad / 2,
             }
         },
     )
@@ -336,7 +337,7 @@ fn tracker_stats() -> impl Strategy<Value = TrackerStats> {
 
 fn request() -> impl Strategy<Value = Request> {
     prop_oneof![
-        Just(Request::ListGroups),
+        proptest::option::of("[a-z]{1,8}").prop_map(|after| Request::ListGroups { after }),
         text().prop_map(|group| Request::ListMembers { group }),
         (text(), order(), proptest::option::of(text())).prop_map(|(group, order, password)| {
             Request::Join {
@@ -372,6 +373,7 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
         Just(ErrorCode::GroupFull),
         Just(ErrorCode::BadRequest),
         Just(ErrorCode::VersionMismatch),
+        Just(ErrorCode::LimitReached),
     ]
 }
 
@@ -385,7 +387,8 @@ fn group_info() -> impl Strategy<Value = GroupInfo> {
 
 fn reply() -> impl Strategy<Value = Reply> {
     prop_oneof![
-        vec(group_info(), 0..4).prop_map(Reply::Groups),
+        (vec(group_info(), 0..4), any::<bool>())
+            .prop_map(|(groups, more)| Reply::Groups { groups, more }),
         view().prop_map(Reply::Members),
         (member(), view()).prop_map(|(member, view)| Reply::Joined { member, view }),
         tracker_stats().prop_map(Reply::Stats),
@@ -403,6 +406,22 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
         }),
         (num(), reply()).prop_map(|(id, reply)| ServerFrame::Reply { id, reply }),
         view().prop_map(ServerFrame::ViewChange),
+        (
+            group_id(),
+            view_id(),
+            view_id(),
+            vec(view_member(), 0..3),
+            vec(member(), 0..3)
+        )
+            .prop_map(|(group, from_view, view, added, removed)| {
+                ServerFrame::ViewDelta(ViewDelta {
+                    group,
+                    from_view,
+                    view,
+                    added,
+                    removed,
+                })
+            }),
         num().prop_map(|nonce| ServerFrame::Heartbeat { nonce }),
         (error_code(), text()).prop_map(|(code, message)| ServerFrame::Error { code, message }),
     ]

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{ClientConfig, ClientError, ClientEvent, Dispatch, GroupView, Shared};
 use crate::protocol::wire::{
     encode_control, ClientFrame, ErrorCode, FrameDecoder, Hello, Order, Reply, Request,
-    ServerFrame, View, CONTROL_VERSION,
+    ServerFrame, View, ViewDelta, CONTROL_VERSION,
 };
 use crate::protocol::{GroupId, MemberId};
 use crate::runtime::driver::{DataCommand, DataPlane};
@@ -251,11 +251,20 @@ impl Control {
                     return Err(format!("reply to unknown request {id}"));
                 };
                 self.after_reply(&request, &reply);
-                if let Some(w) = waiter {
-                    let _ = w.send(Ok(reply));
+                match (waiter, reply) {
+                    (Some(w), reply) => {
+                        let _ = w.send(Ok(reply));
+                    }
+                    // The control task's own request for a view it could not follow.
+                    (None, Reply::Members(view)) => self.on_view(view),
+                    (None, _) => {}
                 }
             }
             ServerFrame::ViewChange(view) => self.on_view(view),
+            ServerFrame::ViewDelta(delta) => self
+                .on_delta(session, delta)
+                .await
+                .map_err(|e| e.to_string())?,
             ServerFrame::Heartbeat { nonce } => {
                 let metrics = self.shared.metrics_report();
                 write_frame(
@@ -314,6 +323,8 @@ impl Control {
                 )));
             }
             (Request::Leave { group }, Reply::Left) => {
+                // The view pushed to the leaver comes after this reply and changes nothing.
+                self.leaving.retain(|g| g != group);
                 if let Some(m) = self.memberships.remove(group) {
                     self.views.remove(&m.group);
                     let _ = self.data.command(DataCommand::Leave { group: m.group });
@@ -322,6 +333,44 @@ impl Control {
             (Request::Leave { group }, _) => self.leaving.retain(|g| g != group),
             _ => {}
         }
+    }
+
+    /// Applies a view change to the view this client holds. A change it cannot apply (it
+    /// does not hold the view the change starts from: a bug, or a tracker that lost track)
+    /// makes it ask for the group's full view.
+    async fn on_delta(
+        &mut self,
+        session: &mut Session,
+        delta: ViewDelta,
+    ) -> Result<(), ClientError> {
+        let held = self.views.get(&delta.group);
+        if let Some(view) = held.and_then(|v| delta.apply(v)) {
+            self.on_view(view);
+            return Ok(());
+        }
+        if held.is_some_and(|v| v.id >= delta.view) {
+            return Ok(()); // Already past it.
+        }
+        // Only groups this client is in have views to follow; a leaver's last change (after
+        // its `Left` reply) lands here too and needs nothing.
+        let Some(name) = self
+            .memberships
+            .iter()
+            .find(|(_, m)| m.group == delta.group)
+            .map(|(n, _)| n.clone())
+        else {
+            return Ok(());
+        };
+        tracing::warn!(
+            target: "messenger::client",
+            group = %name,
+            from_view = delta.from_view.0,
+            view = delta.view.0,
+            "cannot apply a view change to {name} (view {} is not held); asking for the full view",
+            delta.from_view
+        );
+        self.send_request(session, Request::ListMembers { group: name }, None)
+            .await
     }
 
     fn on_view(&mut self, view: View) {

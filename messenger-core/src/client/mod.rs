@@ -461,11 +461,24 @@ impl Client {
         }
     }
 
-    /// Every group on the tracker.
+    /// Every group on the tracker, in name order. The tracker answers in pages of at most
+    /// [`GROUPS_PAGE`](crate::protocol::wire::GROUPS_PAGE) groups; this fetches every page
+    /// (one request each), so a group created or deleted meanwhile may or may not be listed.
     pub async fn groups(&self) -> Result<Vec<GroupInfo>, ClientError> {
-        match self.request(Request::ListGroups).await? {
-            Reply::Groups(g) => Ok(g),
-            other => Err(unexpected(other)),
+        let mut all: Vec<GroupInfo> = Vec::new();
+        loop {
+            let after = all.last().map(|g| g.name.clone());
+            match self.request(Request::ListGroups { after }).await? {
+                Reply::Groups { groups, more } => {
+                    let progress = !groups.is_empty();
+                    all.extend(groups);
+                    // A page that lists nothing cannot advance the cursor.
+                    if !more || !progress {
+                        return Ok(all);
+                    }
+                }
+                other => return Err(unexpected(other)),
+            }
         }
     }
 

@@ -26,6 +26,7 @@ use crate::protocol::wire::{
 };
 
 use super::hub::Outcome;
+use super::limits::{PartialShare, Permit};
 use super::log::TRACKER_TARGET;
 use super::outbox::{self, Outbox};
 use super::server::Shared;
@@ -45,6 +46,7 @@ pub(crate) async fn serve(
     peer: SocketAddr,
     shared: Arc<Shared>,
     stop: watch::Receiver<bool>,
+    permit: Permit,
 ) {
     let _ = stream.set_nodelay(true);
     let (reader, writer) = stream.into_split();
@@ -53,6 +55,7 @@ pub(crate) async fn serve(
     let mut connection = Connection {
         reader,
         decoder: FrameDecoder::new(),
+        partial: shared.partial.share(),
         chunk: vec![0; READ_CHUNK].into_boxed_slice(),
         outbox,
         peer,
@@ -61,11 +64,14 @@ pub(crate) async fn serve(
     };
     connection.session().await;
     connection.close(writer).await;
+    drop(permit);
 }
 
 struct Connection {
     reader: OwnedReadHalf,
     decoder: FrameDecoder,
+    /// The bytes of incomplete frames this connection holds, counted in the tracker's budget.
+    partial: PartialShare,
     chunk: Box<[u8]>,
     outbox: Outbox,
     peer: SocketAddr,
@@ -86,6 +92,8 @@ enum Input {
     Stop,
     /// The client leaves too much unread: its outbox is full.
     Backlogged,
+    /// The partial frame would pass the tracker's budget of bytes in incomplete frames.
+    OverBudget,
 }
 
 /// The registered client of a session and its heartbeat state.
@@ -98,14 +106,34 @@ struct Session {
     answered: u64,
     /// The metrics of the last answer.
     metrics: MetricsReport,
+    /// Why the reported metrics are not believed (counts went down between two reports).
+    doubt: Option<String>,
+}
+
+impl Session {
+    /// Takes a metrics report; counts that go down make every later report doubtful.
+    fn note_metrics(&mut self, metrics: MetricsReport) {
+        let before = self.metrics;
+        if self.doubt.is_none()
+            && (metrics.sent < before.sent
+                || metrics.received < before.received
+                || metrics.elapsed_micros < before.elapsed_micros)
+        {
+            self.doubt = Some(format!(
+                "counts went down between two reports (sent {} to {}, received {} to {})",
+                before.sent, metrics.sent, before.received, metrics.received
+            ));
+        }
+        self.metrics = metrics;
+    }
 }
 
 /// How a registered session ended.
 enum End {
     /// The client sent `Quit` (request `id`), not answered yet.
     Quit { id: u64, metrics: MetricsReport },
-    /// Disconnected or dropped, with the last metrics it reported.
-    Gone(Departure, MetricsReport),
+    /// Disconnected or dropped (its last metrics are in the session).
+    Gone(Departure),
     /// The tracker is stopping.
     Shutdown,
 }
@@ -119,6 +147,9 @@ impl Connection {
                 Ok(Some(frame)) => return Input::Frame(frame),
                 Ok(None) => {}
                 Err(e) => return Input::Corrupt(e),
+            }
+            if !self.partial.hold(self.decoder.buffered()) {
+                return Input::OverBudget;
             }
             tokio::select! {
                 biased;
@@ -137,24 +168,27 @@ impl Connection {
         if *self.stop.borrow() {
             return;
         }
-        let Some(session) = self.hello().await else {
+        let Some(mut session) = self.hello().await else {
             return;
         };
         let (client, username) = (session.client, session.username.clone());
         // The metrics are logged before the client is removed, so that anyone who sees the
         // view without it can also find its metrics in the log.
-        match self.serve_requests(session).await {
+        match self.serve_requests(&mut session).await {
             End::Quit { id, metrics } => {
                 info!(target: TRACKER_TARGET, user = %username, client = client.0, "{username} quit");
-                self.shared
-                    .metrics_log
-                    .record(&username, Departure::Quit, &metrics);
+                self.shared.metrics_log.record(
+                    &username,
+                    Departure::Quit,
+                    &metrics,
+                    session.doubt.as_deref(),
+                );
                 // Answers Bye, removes the client and pushes the new views.
                 self.shared
                     .hub
                     .request(client, id, Request::Quit { metrics });
             }
-            End::Gone(why, metrics) => {
+            End::Gone(why) => {
                 if why == Departure::Dropped {
                     let misses = self.shared.config.misses();
                     warn!(
@@ -166,7 +200,12 @@ impl Connection {
                 } else {
                     info!(target: TRACKER_TARGET, user = %username, client = client.0, "{username} disconnected");
                 }
-                self.shared.metrics_log.record(&username, why, &metrics);
+                self.shared.metrics_log.record(
+                    &username,
+                    why,
+                    &session.metrics,
+                    session.doubt.as_deref(),
+                );
                 self.shared.hub.remove(client, why);
             }
             // The tracker is going away, not the client: no view changes are pushed (the
@@ -191,6 +230,10 @@ impl Connection {
             }
             Input::Tick => {
                 self.violation(None, format!("no hello within {} ms", limit.as_millis()));
+                return None;
+            }
+            Input::OverBudget => {
+                self.over_budget(None);
                 return None;
             }
             Input::Closed | Input::Stop | Input::Backlogged => return None,
@@ -219,6 +262,7 @@ impl Connection {
                     probed: 0,
                     answered: 0,
                     metrics: MetricsReport::default(),
+                    doubt: None,
                 })
             }
             Err(refusal) => {
@@ -235,7 +279,7 @@ impl Connection {
     }
 
     /// Answers requests and probes the client until the session ends.
-    async fn serve_requests(&mut self, mut session: Session) -> End {
+    async fn serve_requests(&mut self, session: &mut Session) -> End {
         let period = self.shared.config.heartbeat_period();
         let misses = u64::from(self.shared.config.misses());
         let mut heartbeat = time::interval_at(Instant::now() + period, period);
@@ -245,7 +289,10 @@ impl Connection {
                 Input::Frame(ClientFrame::Request {
                     id,
                     request: Request::Quit { metrics },
-                }) => return End::Quit { id, metrics },
+                }) => {
+                    session.note_metrics(metrics);
+                    return End::Quit { id, metrics };
+                }
                 Input::Frame(ClientFrame::Request { id, request }) => {
                     let leaving = match &request {
                         Request::Leave { group } => Some(group.clone()),
@@ -253,33 +300,41 @@ impl Connection {
                     };
                     let outcome = self.shared.hub.request(session.client, id, request);
                     log_outcome(&session.username, &outcome, leaving.as_deref());
+                    if let Outcome::WrongPassword {
+                        failures, reply, ..
+                    } = outcome
+                    {
+                        if let Some(end) = self.wrong_password(session, failures, reply).await {
+                            return end;
+                        }
+                    }
                 }
                 Input::Frame(ClientFrame::HeartbeatAck { nonce, metrics }) => {
                     // Only an answer to a probe actually sent counts; late answers to older
                     // probes still prove the client alive up to that probe.
                     if nonce > session.answered && nonce <= session.probed {
                         session.answered = nonce;
-                        session.metrics = metrics;
+                        session.note_metrics(metrics);
                     }
                 }
                 Input::Frame(ClientFrame::Hello(_)) => {
-                    self.violation(Some(&session), "a second hello".to_owned());
-                    return End::Gone(Departure::Disconnected, session.metrics);
+                    self.violation(Some(session), "a second hello".to_owned());
+                    return End::Gone(Departure::Disconnected);
                 }
                 Input::Corrupt(e) => {
-                    self.violation(Some(&session), format!("bad frame: {e}"));
-                    return End::Gone(Departure::Disconnected, session.metrics);
+                    self.violation(Some(session), format!("bad frame: {e}"));
+                    return End::Gone(Departure::Disconnected);
                 }
                 Input::Tick => {
                     if session.probed - session.answered >= misses {
-                        return End::Gone(Departure::Dropped, session.metrics);
+                        return End::Gone(Departure::Dropped);
                     }
                     session.probed += 1;
                     self.outbox.send(&ServerFrame::Heartbeat {
                         nonce: session.probed,
                     });
                 }
-                Input::Closed => return End::Gone(Departure::Disconnected, session.metrics),
+                Input::Closed => return End::Gone(Departure::Disconnected),
                 Input::Backlogged => {
                     // No error frame: it would not fit, and the client is not reading anyway.
                     warn!(
@@ -291,11 +346,65 @@ impl Connection {
                         self.outbox.backlog()
                     );
                     self.shared.hub.note_bad_connection();
-                    return End::Gone(Departure::Disconnected, session.metrics);
+                    return End::Gone(Departure::Disconnected);
+                }
+                Input::OverBudget => {
+                    self.over_budget(Some(session));
+                    return End::Gone(Departure::Disconnected);
                 }
                 Input::Stop => return End::Shutdown,
             }
         }
+    }
+
+    /// Answers a wrong password after a delay that doubles with each failure of the session;
+    /// past the limit of failures, closes the connection. Returns how the session ends, if it
+    /// does.
+    async fn wrong_password(
+        &mut self,
+        session: &Session,
+        failures: u32,
+        reply: Option<bytes::Bytes>,
+    ) -> Option<End> {
+        let max = self.shared.config.password_failures();
+        if failures < max {
+            let delay = self.shared.config.password_delay_for(failures);
+            tokio::select! {
+                biased;
+                _ = self.stop.changed() => return Some(End::Shutdown),
+                () = time::sleep(delay) => {}
+            }
+        }
+        if let Some(bytes) = reply {
+            self.outbox.push(bytes);
+        }
+        if failures < max {
+            return None;
+        }
+        let message = format!(
+            "{failures} wrong passwords on this connection, the limit (max_password_failures); closing it"
+        );
+        warn!(
+            target: TRACKER_TARGET,
+            user = %session.username,
+            peer = %self.peer,
+            "closing the connection of {}: {message}", session.username
+        );
+        self.shared.hub.note_refused_connection();
+        self.outbox.send_error(ErrorCode::LimitReached, message);
+        Some(End::Gone(Departure::Disconnected))
+    }
+
+    /// Closes a connection whose partial frame would pass the tracker's budget.
+    fn over_budget(&self, session: Option<&Session>) {
+        let who = session.map_or("a client", |s| s.username.as_str());
+        let message = format!(
+            "the tracker holds its limit of {} bytes of incomplete frames (max_partial_frame_bytes); closing this connection",
+            self.shared.partial.limit()
+        );
+        warn!(target: TRACKER_TARGET, peer = %self.peer, "closing the connection of {who}: {message}");
+        self.shared.hub.note_refused_connection();
+        self.outbox.send_error(ErrorCode::LimitReached, message);
     }
 
     /// Tells the client what it did wrong and counts the connection as bad; the caller ends
@@ -358,6 +467,14 @@ fn log_outcome(username: &str, outcome: &Outcome, leaving: Option<&str>) {
             user = %username,
             code = ?code,
             "request of {username} refused: {message}"
+        ),
+        Outcome::WrongPassword {
+            message, failures, ..
+        } => info!(
+            target: TRACKER_TARGET,
+            user = %username,
+            failures,
+            "request of {username} refused: {message} (wrong password {failures} of this connection)"
         ),
         Outcome::Bye | Outcome::Answered => {}
     }

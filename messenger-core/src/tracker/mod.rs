@@ -27,6 +27,8 @@
 //! - `outbox`: the per-client channel of encoded frames and the task that writes it out.
 //! - `hub`: the state shared by all connections: the [`Store`] and the clients' outboxes,
 //!   behind one lock.
+//! - `limits`: connections in all and per address, and the budget of bytes held in
+//!   incomplete frames, shared by every connection.
 //! - `store`: the [`Store`] seam and [`MemoryStore`], the embedded store.
 //! - `log`: the metrics lines (human and JSON) written when a client's session ends.
 //!
@@ -64,12 +66,15 @@
 mod config;
 mod connection;
 mod hub;
+mod limits;
 mod log;
 mod outbox;
 mod server;
 mod store;
 
-pub use crate::protocol::tracker::{AccessPolicy, ClientId, Departure, PolicyError, Push, Refusal};
+pub use crate::protocol::tracker::{
+    AccessPolicy, ClientId, Departure, PolicyError, Push, Refusal, RegistryLimits,
+};
 pub use config::{load_policy, ConfigError, TrackerConfig};
 pub use log::{MetricsRecord, METRICS_TARGET, TRACKER_TARGET};
 pub use server::{Tracker, TrackerHandle};

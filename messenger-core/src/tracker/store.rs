@@ -9,7 +9,9 @@
 //! views. Such a store would keep the same contract: one reply per request, and the pushes of
 //! one change in one deterministic list.
 
-use crate::protocol::tracker::{AccessPolicy, ClientId, Departure, Push, Refusal, Registry};
+use crate::protocol::tracker::{
+    AccessPolicy, ClientId, Departure, Push, Refusal, Registry, RegistryLimits,
+};
 use crate::protocol::wire::{Hello, Reply, Request, TrackerStats};
 
 /// The registry operations the tracker server needs. The server calls them with its lock
@@ -24,8 +26,15 @@ pub trait Store: Send {
     /// Removes a client from every group; returns the views to push to the others.
     fn remove(&mut self, client: ClientId, why: Departure) -> Vec<Push>;
 
+    /// How many joins of `client` were refused for a wrong password in its session.
+    fn wrong_passwords(&self, client: ClientId) -> u32;
+
     /// Counts a connection closed for a protocol violation.
     fn note_bad_connection(&mut self);
+
+    /// Counts a connection refused or closed for reaching a limit (connections, partial
+    /// frames, password attempts).
+    fn note_refused_connection(&mut self);
 
     /// The tracker-wide counters.
     fn stats(&self) -> TrackerStats;
@@ -42,12 +51,18 @@ impl MemoryStore {
     /// clock, so that a restarted tracker never reuses the group ids of its previous life
     /// (see [`Registry::with_group_id_base`]).
     pub fn new(policy: AccessPolicy) -> Self {
+        MemoryStore::with_limits(policy, RegistryLimits::default())
+    }
+
+    /// An empty store enforcing `policy` and `limits`.
+    pub fn with_limits(policy: AccessPolicy, limits: RegistryLimits) -> Self {
         let millis = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
         MemoryStore {
-            registry: Registry::with_group_id_base(policy, (millis & 0xffff_ffff) << 20),
+            registry: Registry::with_group_id_base(policy, (millis & 0xffff_ffff) << 20)
+                .with_limits(limits),
         }
     }
 
@@ -70,8 +85,16 @@ impl Store for MemoryStore {
         self.registry.remove(client, why)
     }
 
+    fn wrong_passwords(&self, client: ClientId) -> u32 {
+        self.registry.wrong_passwords(client)
+    }
+
     fn note_bad_connection(&mut self) {
         self.registry.note_bad_connection();
+    }
+
+    fn note_refused_connection(&mut self) {
+        self.registry.note_refused_connection();
     }
 
     fn stats(&self) -> TrackerStats {

@@ -77,6 +77,23 @@ impl TestClient {
             .await
             .expect("connect in time")
             .expect("connect");
+        TestClient::over(stream, name)
+    }
+
+    /// Connects from another loopback address (any of 127.0.0.0/8 is local on Linux).
+    async fn connect_from(addr: SocketAddr, local: [u8; 4], name: &str) -> TestClient {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(SocketAddr::from((local, 0)))
+            .expect("bind a loopback address");
+        let stream = timeout(WAIT, socket.connect(addr))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        TestClient::over(stream, name)
+    }
+
+    fn over(stream: TcpStream, name: &str) -> TestClient {
         let (mut reader, writer) = stream.into_split();
         let writer = Arc::new(tokio::sync::Mutex::new(writer));
         let (tx, frames) = mpsc::unbounded_channel();
@@ -1140,4 +1157,254 @@ async fn a_spawned_tracker_stops_with_its_handle() {
         .await
         .expect("shutdown in time");
     a.closed().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Limits (docs/SECURITY.md, "Tracker limits")
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn connections_are_limited_in_all_and_per_address() {
+    let tracker = start(TrackerConfig {
+        max_connections: 3,
+        max_connections_per_ip: 2,
+        ..TrackerConfig::default()
+    })
+    .await;
+    let addr = tracker.local_addr();
+    let mut a1 = TestClient::hello(addr, "a1").await;
+    let _a2 = TestClient::hello(addr, "a2").await;
+    let mut a3 = TestClient::connect(addr, "a3").await;
+    let message = a3.refused(ErrorCode::LimitReached).await;
+    assert!(message.contains("max_connections_per_ip"), "{message}");
+    assert!(message.contains("127.0.0.1"), "{message}");
+
+    // Another address still gets in, up to the total.
+    let mut b1 = TestClient::connect_from(addr, [127, 0, 0, 2], "b1").await;
+    b1.send(&ClientFrame::Hello(hello_frame("b1"))).await;
+    assert!(matches!(b1.recv().await, ServerFrame::Welcome { .. }));
+    let mut c1 = TestClient::connect_from(addr, [127, 0, 0, 3], "c1").await;
+    let message = c1.refused(ErrorCode::LimitReached).await;
+    assert!(message.contains("max_connections"), "{message}");
+
+    // The admitted ones are served as before; the refusals are counted.
+    a1.still_served().await;
+    let stats = a1.stats().await;
+    assert_eq!(stats.refused_connections, 2);
+    assert_eq!(stats.bad_connections, 0);
+    assert_eq!(stats.clients, 3);
+}
+
+#[tokio::test]
+async fn incomplete_frames_share_one_budget() {
+    let tracker = start(TrackerConfig {
+        max_partial_frame_bytes: 64 * 1024,
+        ..TrackerConfig::default()
+    })
+    .await;
+    let addr = tracker.local_addr();
+    let mut honest = TestClient::hello(addr, "honest").await;
+    honest.join("g", Order::Fifo).await;
+    let mut hog = TestClient::hello(addr, "hog").await;
+    hog.join("g", Order::Fifo).await;
+    // A frame announced at 1 MiB minus one byte (the frame limit allows it), of which 100 KiB
+    // arrive: more than the tracker holds in incomplete frames in all.
+    let mut bytes = ((1u32 << 20) - 1).to_be_bytes().to_vec();
+    bytes.resize(4 + 100 * 1024, 0);
+    hog.send_raw(&bytes).await;
+    let message = hog.refused(ErrorCode::LimitReached).await;
+    assert!(message.contains("max_partial_frame_bytes"), "{message}");
+    // The hog is removed like a disconnected client; the others are unaffected.
+    assert_eq!(names(&honest.view_of("g", 3).await), ["honest"]);
+    honest.still_served().await;
+    let stats = honest.stats().await;
+    assert_eq!(stats.refused_connections, 1);
+    assert_eq!(stats.clients, 1);
+    // A frame under the budget still goes through.
+    let big_name = Request::ListMembers {
+        group: "x".repeat(40 * 1024),
+    };
+    honest.expect_error(big_name, ErrorCode::InvalidName).await;
+}
+
+#[tokio::test]
+async fn groups_are_limited_and_the_client_is_told_which_limit() {
+    let tracker = start(TrackerConfig {
+        max_groups: 3,
+        max_groups_per_client: 2,
+        ..TrackerConfig::default()
+    })
+    .await;
+    let addr = tracker.local_addr();
+    let mut a = TestClient::hello(addr, "alice").await;
+    let mut b = TestClient::hello(addr, "bob").await;
+    a.join("a1", Order::Fifo).await;
+    a.join("a2", Order::Fifo).await;
+    let message = a
+        .expect_error(join_req("a3", Order::Fifo, None), ErrorCode::LimitReached)
+        .await;
+    assert!(message.contains("max_groups_per_client"), "{message}");
+    b.join("b1", Order::Fifo).await;
+    let message = b
+        .expect_error(join_req("b2", Order::Fifo, None), ErrorCode::LimitReached)
+        .await;
+    assert!(message.contains("max_groups"), "{message}");
+    // Joining existing groups is not creating.
+    b.join("a1", Order::Fifo).await;
+    assert_eq!(b.stats().await.groups, 3);
+}
+
+#[tokio::test]
+async fn a_group_has_256_members_at_most_by_default() {
+    let tracker = start(TrackerConfig {
+        default_max_members: 3,
+        ..TrackerConfig::default()
+    })
+    .await;
+    assert_eq!(TrackerConfig::default().default_max_members, 256);
+    let addr = tracker.local_addr();
+    let mut clients = Vec::new();
+    for name in ["a", "b", "c"] {
+        let mut c = TestClient::hello(addr, name).await;
+        c.join("g", Order::Fifo).await;
+        clients.push(c);
+    }
+    let mut d = TestClient::hello(addr, "d").await;
+    let message = d
+        .expect_error(join_req("g", Order::Fifo, None), ErrorCode::GroupFull)
+        .await;
+    assert!(message.contains("full"), "{message}");
+}
+
+/// Every join pushes the change to the members that hold the previous view, not the whole
+/// view: N joins cost O(N²) bytes in all, not O(N³).
+#[tokio::test]
+async fn joins_push_view_changes_not_whole_views() {
+    const N: usize = 40;
+    let tracker = start(TrackerConfig {
+        max_connections_per_ip: N,
+        ..TrackerConfig::default()
+    })
+    .await;
+    let addr = tracker.local_addr();
+    let mut clients = Vec::new();
+    for i in 0..N {
+        let mut c = TestClient::hello(addr, &format!("member-with-a-longish-name-{i:02}")).await;
+        c.join("crowd", Order::Total).await;
+        clients.push(c);
+    }
+    // Every member ends with the same full view (the test client applies each change to the
+    // view it holds and fails on a change it cannot apply).
+    let last = clients[0].view_of("crowd", N as u64).await;
+    assert_eq!(last.members.len(), N);
+    for c in &mut clients[1..] {
+        assert_eq!(c.view_of("crowd", N as u64).await, last);
+    }
+    let total: u64 = clients
+        .iter()
+        .map(|c| c.view_bytes.load(Ordering::SeqCst))
+        .sum();
+    let deltas: u64 = clients
+        .iter()
+        .map(|c| c.deltas.load(Ordering::SeqCst))
+        .sum();
+    assert_eq!(deltas as usize, N * (N - 1) / 2);
+    // One member is about 60 bytes: whole views would cost about 60·N³/6 = 640 KB here;
+    // changes cost about 60·N² = 96 KB (the joiners' full views) plus 60·N²/2.
+    let bound = (N * N * 100) as u64;
+    assert!(
+        total < bound,
+        "{total} bytes of views for {N} joins (bound {bound})"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn wrong_passwords_are_answered_ever_later_then_the_connection_is_closed() {
+    let policy = AccessPolicy::from_toml_str("[[group]]\nname = \"vault\"\npassword = \"right\"")
+        .expect("policy");
+    let tracker = start(TrackerConfig {
+        max_password_failures: 4,
+        ..TrackerConfig::default().with_policy(policy)
+    })
+    .await;
+    let addr = tracker.local_addr();
+    let mut a = TestClient::hello(addr, "alice").await;
+    let mut eve = TestClient::hello(addr, "eve").await;
+    let mut waited = Vec::new();
+    for _ in 0..3 {
+        let start = tokio::time::Instant::now();
+        eve.expect_error(
+            join_req("vault", Order::Fifo, Some("guess")),
+            ErrorCode::AccessDenied,
+        )
+        .await;
+        waited.push(start.elapsed());
+    }
+    let ms: Vec<u128> = waited.iter().map(|d| d.as_millis()).collect();
+    assert!(ms[0] >= 100 && ms[1] >= 200 && ms[2] >= 400, "{ms:?}");
+    assert!(ms[2] < 1_000, "{ms:?}");
+    // Alice is not slowed down by eve's failures, and a right password is answered at once.
+    let start = tokio::time::Instant::now();
+    a.join_with("vault", Order::Fifo, Some("right")).await;
+    assert!(start.elapsed() < Duration::from_millis(100));
+    // The fourth failure is answered, then the connection is closed.
+    let reply = eve
+        .request(join_req("vault", Order::Fifo, Some("guess")))
+        .await;
+    assert!(
+        matches!(
+            reply,
+            Reply::Error {
+                code: ErrorCode::AccessDenied,
+                ..
+            }
+        ),
+        "{reply:?}"
+    );
+    let message = eve.refused(ErrorCode::LimitReached).await;
+    assert!(message.contains("max_password_failures"), "{message}");
+    assert_eq!(a.stats().await.refused_connections, 1);
+}
+
+#[tokio::test]
+async fn implausible_metrics_are_logged_as_rejected() {
+    let log = temp_file("implausible");
+    let tracker = start(TrackerConfig {
+        log_json: Some(log.clone()),
+        ..TrackerConfig::default()
+    })
+    .await;
+    let addr = tracker.local_addr();
+    let mut watcher = TestClient::hello(addr, "watcher").await;
+    watcher.join("g", Order::Fifo).await;
+    let mut liar = TestClient::hello(addr, "liar").await;
+    liar.join("g", Order::Fifo).await;
+    liar.quit(MetricsReport {
+        sent: 1_100_000_000_000_000,
+        received: 0,
+        elapsed_micros: 1_000_000,
+        ..MetricsReport::default()
+    })
+    .await;
+    let mut honest = TestClient::hello(addr, "honest").await;
+    honest.join("g", Order::Fifo).await;
+    honest
+        .quit(MetricsReport {
+            sent: 10,
+            received: 20,
+            elapsed_micros: 2_000_000,
+            ..MetricsReport::default()
+        })
+        .await;
+    // Metrics are logged before the view without the client is pushed.
+    watcher.view_of("g", 5).await;
+    let lines = read_json_lines(&log);
+    tracker.shutdown().await;
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["user"], "liar");
+    let why = lines[0]["rejected"].as_str().expect("rejected");
+    assert!(why.contains("max_plausible_rate"), "{why}");
+    assert_eq!(lines[1]["user"], "honest");
+    assert!(lines[1].get("rejected").is_none(), "{:?}", lines[1]);
+    let _ = std::fs::remove_file(&log);
 }

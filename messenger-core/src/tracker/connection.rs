@@ -396,7 +396,10 @@ impl Connection {
     }
 
     /// Closes a connection whose partial frame would pass the tracker's budget.
-    fn over_budget(&self, session: Option<&Session>) {
+    fn over_budget(&mut self, session: Option<&Session>) {
+        // What it held goes back to the others at once, not when the socket is closed.
+        self.decoder = FrameDecoder::new();
+        self.partial.hold(0);
         let who = session.map_or("a client", |s| s.username.as_str());
         let message = format!(
             "the tracker holds its limit of {} bytes of incomplete frames (max_partial_frame_bytes); closing this connection",
@@ -423,8 +426,12 @@ impl Connection {
     /// Closes the connection: flushes the outbox, sends end of stream, lingers, closes.
     async fn close(self, mut writer: JoinHandle<()>) {
         let Connection {
-            mut reader, outbox, ..
+            mut reader,
+            outbox,
+            partial,
+            ..
         } = self;
+        drop(partial);
         // The hub dropped its sender when the client was removed; this is the last one.
         drop(outbox);
         if time::timeout(FLUSH_GRACE, &mut writer).await.is_err() {

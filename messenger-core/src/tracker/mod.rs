@@ -56,6 +56,16 @@
 //! the same order, and the reply to a join comes before the view change it caused. A client
 //! that leaves more than 16 MiB unread is disconnected (and counted as a bad connection).
 //!
+//! # Limits
+//!
+//! Connections (in all and per IP address), bytes held in incomplete frames (one budget for
+//! all connections), groups (in all and per creator), members per group (a default when the
+//! policy sets none), the size of replies (`ListGroups` is paged), wrong passwords per
+//! connection (delayed replies, then a close) and the plausibility of self-reported metrics
+//! are all bounded by [`TrackerConfig`]; each limit reached is answered with
+//! [`ErrorCode::LimitReached`](crate::protocol::wire::ErrorCode) (or `GroupFull`) and a
+//! message naming it. docs/SECURITY.md has the table.
+//!
 //! # Logs
 //!
 //! Through `tracing`: joins, leaves, refusals, violations and failures under the target

@@ -171,6 +171,11 @@ enum messenger_result
    * attempts); the message names it.
    */
   MESSENGER_LIMIT_REACHED = 110,
+  /**
+   * The client did not prove that it receives datagrams at its UDP address (the tracker's
+   * probe did not come back in time, or came back wrong).
+   */
+  MESSENGER_ADDRESS_UNVERIFIED = 111,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -14,14 +14,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use messenger_core::protocol::wire::{
-    encode_control, ClientFrame, ErrorCode, FrameDecoder, Hello, MetricsReport, Order, Reply,
-    Request, ServerFrame, TrackerStats, View, CONTROL_VERSION,
+    decode_address_probe, encode_control, ClientFrame, ErrorCode, FrameDecoder, Hello,
+    MetricsReport, Order, Reply, Request, ServerFrame, TrackerStats, View, CONTROL_VERSION,
+    COOKIE_LEN,
 };
 use messenger_core::protocol::{GroupId, MemberId, ViewId};
 use messenger_core::tracker::{AccessPolicy, Tracker, TrackerConfig, TrackerHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::timeout;
 
@@ -56,6 +57,8 @@ struct TestClient {
     view_bytes: Arc<AtomicU64>,
     /// View changes received as deltas so far.
     deltas: Arc<AtomicU64>,
+    /// The UDP address of its hello (once it said hello).
+    udp_addr: SocketAddr,
     /// Views received while waiting for something else, oldest first.
     pending_views: VecDeque<View>,
     /// Every view received, in order.
@@ -174,6 +177,7 @@ impl TestClient {
             answered,
             view_bytes,
             deltas,
+            udp_addr: udp(0),
             pending_views: VecDeque::new(),
             seen: Vec::new(),
             next_id: 1,
@@ -181,11 +185,36 @@ impl TestClient {
         }
     }
 
-    /// Connects, says hello and expects the welcome.
+    /// Connects, says hello, proves its UDP address and expects the welcome.
     async fn hello(addr: SocketAddr, name: &str) -> TestClient {
         let mut c = TestClient::connect(addr, name).await;
-        c.send(&ClientFrame::Hello(hello_frame(name))).await;
-        match c.recv().await {
+        c.say_hello().await;
+        c
+    }
+
+    /// Says hello from a UDP socket of its own, proves the address, expects the welcome.
+    async fn say_hello(&mut self) {
+        let udp = udp_socket().await;
+        let name = self.name.clone();
+        self.udp_addr = udp.local_addr().expect("udp address");
+        self.send(&ClientFrame::Hello(Hello {
+            udp_addr: self.udp_addr,
+            ..hello_frame(&name)
+        }))
+        .await;
+        self.prove(&udp).await;
+        self.welcomed().await;
+    }
+
+    /// Receives the tracker's address probe on `udp` and sends its cookie back.
+    async fn prove(&mut self, udp: &UdpSocket) {
+        let cookie = probe_cookie(udp).await;
+        self.send(&ClientFrame::AddressProof { cookie }).await;
+    }
+
+    async fn welcomed(&mut self) {
+        let name = self.name.clone();
+        match self.recv().await {
             ServerFrame::Welcome {
                 client,
                 heartbeat_interval_ms,
@@ -195,7 +224,6 @@ impl TestClient {
             }
             other => panic!("{name}: expected Welcome, got {other:?}"),
         }
-        c
     }
 
     async fn send(&mut self, frame: &ClientFrame) {
@@ -388,6 +416,20 @@ impl TestClient {
             .expect("heartbeats in time")
             .expect("reader alive");
     }
+}
+
+async fn udp_socket() -> UdpSocket {
+    UdpSocket::bind(udp(0)).await.expect("udp bind")
+}
+
+/// The cookie of the next address probe `udp` receives.
+async fn probe_cookie(udp: &UdpSocket) -> [u8; COOKIE_LEN] {
+    let mut buf = [0u8; 2048];
+    let (n, _) = timeout(WAIT, udp.recv_from(&mut buf))
+        .await
+        .expect("an address probe in time")
+        .expect("udp receive");
+    decode_address_probe(&buf[..n]).expect("an address probe")
 }
 
 fn hello_frame(name: &str) -> Hello {
@@ -646,7 +688,7 @@ async fn views_go_to_every_member_and_to_the_leaver() {
     assert_eq!(v1.id, ViewId(1));
     assert_eq!(names(&v1), ["alice"]);
     assert_eq!(v1.member(ma).map(|m| m.joined), Some(ViewId(1)));
-    assert_eq!(v1.member(ma).map(|m| m.addr), Some(udp(40_000)));
+    assert_eq!(v1.member(ma).map(|m| m.addr), Some(a.udp_addr));
 
     let (mb, v2) = b.join("chat", Order::Total).await;
     assert_eq!(a.next_view().await, v2);
@@ -700,14 +742,18 @@ async fn views_go_to_every_member_and_to_the_leaver() {
 async fn an_unspecified_udp_address_gets_the_connection_address() {
     let tracker = start_open().await;
     let mut a = TestClient::connect(tracker.local_addr(), "alice").await;
+    let socket = udp_socket().await;
+    let port = socket.local_addr().expect("udp address").port();
     a.send(&ClientFrame::Hello(Hello {
-        udp_addr: SocketAddr::from(([0, 0, 0, 0], 5555)),
+        udp_addr: SocketAddr::from(([0, 0, 0, 0], port)),
         ..hello_frame("alice")
     }))
     .await;
+    // The address with the connection's IP is verified like any other.
+    a.prove(&socket).await;
     assert!(matches!(a.recv().await, ServerFrame::Welcome { .. }));
     let (_, v) = a.join("g", Order::Fifo).await;
-    assert_eq!(v.members[0].addr, udp(5555));
+    assert_eq!(v.members[0].addr, udp(port));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -878,7 +924,16 @@ async fn a_client_that_never_reads_is_cut_off() {
 
     // A raw client that pipelines a hello, a join and many requests, and never reads.
     let mut hog = TcpStream::connect(addr).await.expect("connect");
-    let mut bytes = encode_control(&ClientFrame::Hello(hello_frame("hog"))).expect("encode");
+    let hog_udp = udp_socket().await;
+    let hello = ClientFrame::Hello(Hello {
+        udp_addr: hog_udp.local_addr().expect("udp address"),
+        ..hello_frame("hog")
+    });
+    hog.write_all(&encode_control(&hello).expect("encode"))
+        .await
+        .expect("write");
+    let cookie = probe_cookie(&hog_udp).await;
+    let mut bytes = encode_control(&ClientFrame::AddressProof { cookie }).expect("encode");
     let join = ClientFrame::Request {
         id: 1,
         request: join_req("room", Order::Fifo, None),
@@ -1034,6 +1089,16 @@ async fn metrics_of_a_quitting_client_are_logged_twice() {
         .with_ansi(false)
         .with_max_level(tracing::Level::INFO)
         .finish();
+    // Other tests of this binary hit the same callsites on other threads, with no subscriber.
+    // While exactly one dispatcher is registered, tracing-core computes the interest of a
+    // callsite registered on another thread from that thread's default (none: "never"), and
+    // this test would miss those events. A second registered dispatcher, never used, makes
+    // it ask every registered dispatcher instead.
+    let _second = tracing::Dispatch::new(
+        tracing_subscriber::fmt()
+            .with_writer(std::io::sink)
+            .finish(),
+    );
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let log = temp_file("quit");
@@ -1181,8 +1246,7 @@ async fn connections_are_limited_in_all_and_per_address() {
 
     // Another address still gets in, up to the total.
     let mut b1 = TestClient::connect_from(addr, [127, 0, 0, 2], "b1").await;
-    b1.send(&ClientFrame::Hello(hello_frame("b1"))).await;
-    assert!(matches!(b1.recv().await, ServerFrame::Welcome { .. }));
+    b1.say_hello().await;
     let mut c1 = TestClient::connect_from(addr, [127, 0, 0, 3], "c1").await;
     let message = c1.refused(ErrorCode::LimitReached).await;
     assert!(message.contains("max_connections"), "{message}");
@@ -1407,4 +1471,114 @@ async fn implausible_metrics_are_logged_as_rejected() {
     assert_eq!(lines[1]["user"], "honest");
     assert!(lines[1].get("rejected").is_none(), "{:?}", lines[1]);
     let _ = std::fs::remove_file(&log);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Address verification (docs/SECURITY.md, "Address verification")
+// ---------------------------------------------------------------------------------------------
+
+/// A tracker whose hello timeout is its minimum, one second.
+async fn start_quick_hello() -> TrackerHandle {
+    start(TrackerConfig::default().with_heartbeat(Duration::from_millis(100), 1)).await
+}
+
+#[tokio::test]
+async fn a_hello_claiming_an_address_it_does_not_receive_on_is_refused() {
+    let tracker = start_quick_hello().await;
+    let addr = tracker.local_addr();
+    let mut alice = TestClient::hello(addr, "alice").await;
+    alice.join("g", Order::Fifo).await;
+
+    // A socket of the test, which never answers: someone else's address.
+    let victim = udp_socket().await;
+    let victim_addr = victim.local_addr().expect("udp address");
+    let mut mallory = TestClient::connect(addr, "mallory").await;
+    mallory
+        .send(&ClientFrame::Hello(Hello {
+            udp_addr: victim_addr,
+            ..hello_frame("mallory")
+        }))
+        .await;
+    // Before the proof, requests are a protocol violation... (checked on another connection
+    // below); here mallory just waits, and is refused when the hello timeout passes.
+    let message = mallory.refused(ErrorCode::AddressUnverified).await;
+    assert!(message.contains(&victim_addr.to_string()), "{message}");
+    // The victim got the probes (a few small datagrams), nothing more.
+    let cookie = probe_cookie(&victim).await;
+    assert_eq!(cookie.len(), COOKIE_LEN);
+
+    // Mallory never entered a view, and her name is free again.
+    alice.still_served().await;
+    assert!(
+        alice.seen.iter().all(|v| v.members.len() == 1),
+        "{:?}",
+        alice.seen
+    );
+    let stats = alice.stats().await;
+    assert_eq!(stats.clients, 1);
+    assert_eq!(stats.memberships, 1);
+    let mut again = TestClient::hello(addr, "mallory").await;
+    again.still_served().await;
+}
+
+#[tokio::test]
+async fn a_forged_address_proof_is_refused() {
+    let tracker = start_open().await;
+    let addr = tracker.local_addr();
+    let mut eve = TestClient::connect(addr, "eve").await;
+    let socket = udp_socket().await;
+    let udp_addr = socket.local_addr().expect("udp address");
+    eve.send(&ClientFrame::Hello(Hello {
+        udp_addr,
+        ..hello_frame("eve")
+    }))
+    .await;
+    let mut cookie = probe_cookie(&socket).await;
+    cookie[0] ^= 1;
+    eve.send(&ClientFrame::AddressProof { cookie }).await;
+    let message = eve.refused(ErrorCode::AddressUnverified).await;
+    assert!(message.contains("wrong address proof"), "{message}");
+    assert!(message.contains(&udp_addr.to_string()), "{message}");
+
+    // A request instead of the proof breaks the protocol.
+    let mut eager = TestClient::connect(addr, "eager").await;
+    let socket = udp_socket().await;
+    eager
+        .send(&ClientFrame::Hello(Hello {
+            udp_addr: socket.local_addr().expect("udp address"),
+            ..hello_frame("eager")
+        }))
+        .await;
+    eager
+        .send(&ClientFrame::Request {
+            id: 1,
+            request: join_req("g", Order::Fifo, None),
+        })
+        .await;
+    let message = eager.refused(ErrorCode::BadRequest).await;
+    assert!(message.contains("address proof"), "{message}");
+    let mut honest = TestClient::hello(addr, "honest").await;
+    assert_eq!(honest.stats().await.clients, 1);
+}
+
+#[tokio::test]
+async fn a_lost_probe_is_sent_again() {
+    let tracker = start_open().await;
+    let mut c = TestClient::connect(tracker.local_addr(), "patient").await;
+    let socket = udp_socket().await;
+    c.send(&ClientFrame::Hello(Hello {
+        udp_addr: socket.local_addr().expect("udp address"),
+        ..hello_frame("patient")
+    }))
+    .await;
+    // The first probe is "lost": the client answers only the second, which carries the same
+    // cookie.
+    let first = probe_cookie(&socket).await;
+    let second = probe_cookie(&socket).await;
+    assert_eq!(first, second);
+    c.send(&ClientFrame::AddressProof { cookie: second }).await;
+    c.welcomed().await;
+    // A late copy of the proof is harmless.
+    c.send(&ClientFrame::AddressProof { cookie: first }).await;
+    c.still_served().await;
 }

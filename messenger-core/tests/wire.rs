@@ -13,12 +13,12 @@ use proptest::sample::Index;
 
 use messenger_core::protocol::types::{GroupId, MemberId, OrderKey, Priority, SeqNo, ViewId};
 use messenger_core::protocol::wire::{
-    encode_control, Ack, ClientFrame, Data, Datagram, DatagramBuilder, Decided, EntryState,
-    ErrorCode, Final, FlushAck, FlushDecision, FlushFetch, FlushRelay, FlushReport, Frame,
-    FrameDecoder, GroupInfo, Header, Hello, MetricsReport, Nack, Order, Propose, Reply,
-    ReportEntry, Request, ServerFrame, Status, StreamAck, StreamDecision, StreamReport,
-    TrackerStats, View, ViewDelta, ViewMember, WireError, CONTROL_VERSION, MAGIC,
-    MAX_CONTROL_FRAME, MAX_DATAGRAM, VERSION,
+    decode_address_probe, encode_address_probe, encode_control, Ack, ClientFrame, Data, Datagram,
+    DatagramBuilder, Decided, EntryState, ErrorCode, Final, FlushAck, FlushDecision, FlushFetch,
+    FlushRelay, FlushReport, Frame, FrameDecoder, GroupInfo, Header, Hello, MetricsReport, Nack,
+    Order, Propose, Reply, ReportEntry, Request, ServerFrame, Status, StreamAck, StreamDecision,
+    StreamReport, TrackerStats, View, ViewDelta, ViewMember, WireError, CONTROL_VERSION,
+    COOKIE_LEN, MAGIC, MAX_CONTROL_FRAME, MAX_DATAGRAM, VERSION,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -358,6 +358,7 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
         (num(), request()).prop_map(|(id, request)| ClientFrame::Request { id, request }),
         (num(), metrics_report())
             .prop_map(|(nonce, metrics)| ClientFrame::HeartbeatAck { nonce, metrics }),
+        any::<[u8; COOKIE_LEN]>().prop_map(|cookie| ClientFrame::AddressProof { cookie }),
     ]
 }
 
@@ -374,6 +375,7 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
         Just(ErrorCode::BadRequest),
         Just(ErrorCode::VersionMismatch),
         Just(ErrorCode::LimitReached),
+        Just(ErrorCode::AddressUnverified),
     ]
 }
 
@@ -881,4 +883,25 @@ fn incomplete_control_frame_waits_for_more_bytes() {
     }
     assert_eq!(decoder.next_frame::<ClientFrame>(), Ok(Some(frame)));
     assert_eq!(decoder.buffered(), 0);
+}
+
+#[test]
+fn address_probes_and_datagrams_are_told_apart() {
+    let cookie = [0xa5; COOKIE_LEN];
+    let probe = encode_address_probe(&cookie);
+    assert_eq!(&probe[..2], b"GP");
+    assert_eq!(decode_address_probe(&probe), Some(cookie));
+    // A probe is never a data-plane datagram, and no datagram is a probe.
+    assert_eq!(Datagram::decode(&probe), Err(WireError::BadMagic));
+    let mut data = probe;
+    data[..2].copy_from_slice(&MAGIC);
+    assert_eq!(decode_address_probe(&data), None);
+    // Wrong version or length: not a probe.
+    let mut other = probe;
+    other[2] = 2;
+    assert_eq!(decode_address_probe(&other), None);
+    assert_eq!(decode_address_probe(&probe[..probe.len() - 1]), None);
+    let mut longer = probe.to_vec();
+    longer.push(0);
+    assert_eq!(decode_address_probe(&longer), None);
 }

@@ -139,7 +139,9 @@ fn rejected(code: ErrorCode, message: String) -> PyErr {
         ErrorCode::OrderMismatch => OrderMismatch::new_err(message),
         ErrorCode::GroupFull => GroupFull::new_err(message),
         ErrorCode::LimitReached => LimitReached::new_err(message),
-        ErrorCode::BadRequest | ErrorCode::VersionMismatch => ProtocolError::new_err(message),
+        ErrorCode::BadRequest | ErrorCode::VersionMismatch | ErrorCode::AddressUnverified => {
+            ProtocolError::new_err(message)
+        }
     }
 }
 

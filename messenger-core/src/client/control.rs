@@ -17,7 +17,7 @@ use crate::protocol::wire::{
     ServerFrame, View, ViewDelta, CONTROL_VERSION,
 };
 use crate::protocol::{GroupId, MemberId};
-use crate::runtime::driver::{DataCommand, DataPlane};
+use crate::runtime::driver::{DataCommand, DataPlane, Probe};
 
 /// Where the answer to a request goes.
 pub(crate) type ReplyTo = oneshot::Sender<Result<Reply, ClientError>>;
@@ -36,16 +36,21 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// Connects, says hello, and waits for the welcome.
+    /// Connects, says hello, proves the UDP address (the tracker sends a probe datagram to
+    /// it, which the data task hands over in `probes`; its cookie goes back over TCP), and
+    /// waits for the welcome.
     pub(crate) async fn open(
         config: &ClientConfig,
         udp_addr: SocketAddr,
+        probes: &mut mpsc::Receiver<Probe>,
     ) -> Result<Session, ClientError> {
         let attempt = async {
             let mut stream = TcpStream::connect(config.tracker)
                 .await
                 .map_err(|e| ClientError::TrackerUnavailable(format!("{}: {e}", config.tracker)))?;
             stream.set_nodelay(true)?;
+            // Probes of an earlier attempt must not be taken for this one's.
+            while probes.try_recv().is_ok() {}
             let hello = ClientFrame::Hello(Hello {
                 version: CONTROL_VERSION,
                 username: config.username.clone(),
@@ -56,14 +61,28 @@ impl Session {
                 stream,
                 decoder: FrameDecoder::new(),
             };
-            match session.read_frame().await? {
-                ServerFrame::Welcome { .. } => Ok(session),
-                ServerFrame::Error { code, message } => {
-                    Err(ClientError::Rejected { code, message })
-                }
-                other => Err(ClientError::Protocol(format!(
-                    "expected a welcome, got {other:?}"
-                ))),
+            loop {
+                let frame = tokio::select! {
+                    frame = session.read_frame() => frame?,
+                    Some((from, cookie)) = probes.recv() => {
+                        if !from_tracker(from, config.tracker) {
+                            tracing::debug!(target: "messenger::client", %from, "address probe from elsewhere ignored");
+                            continue;
+                        }
+                        write_frame(&mut session.stream, &ClientFrame::AddressProof { cookie })
+                            .await?;
+                        continue;
+                    }
+                };
+                return match frame {
+                    ServerFrame::Welcome { .. } => Ok(session),
+                    ServerFrame::Error { code, message } => {
+                        Err(ClientError::Rejected { code, message })
+                    }
+                    other => Err(ClientError::Protocol(format!(
+                        "expected a welcome, got {other:?}"
+                    ))),
+                };
             }
         };
         tokio::time::timeout(config.request_timeout, attempt)
@@ -92,6 +111,13 @@ impl Session {
     }
 }
 
+/// Whether a probe comes from the tracker's host: probes leave from the address the tracker
+/// listens on. (Anyone may send a probe; only the tracker's is worth echoing, since a wrong
+/// cookie gets the hello refused.)
+fn from_tracker(from: SocketAddr, tracker: SocketAddr) -> bool {
+    tracker.ip().is_unspecified() || from.ip() == tracker.ip()
+}
+
 async fn write_frame(stream: &mut TcpStream, frame: &ClientFrame) -> Result<(), ClientError> {
     let bytes = encode_control(frame).map_err(|e| ClientError::Protocol(e.to_string()))?;
     stream.write_all(&bytes).await?;
@@ -112,6 +138,8 @@ struct Control {
     shared: Arc<Shared>,
     data: Arc<DataPlane>,
     dispatch: std::sync::mpsc::Sender<Dispatch>,
+    /// Address probes the data task received, for the hello of a reconnection.
+    probes: mpsc::Receiver<Probe>,
     next_id: u64,
     pending: HashMap<u64, (Request, Option<ReplyTo>)>,
     memberships: BTreeMap<String, Membership>,
@@ -130,12 +158,14 @@ pub(crate) async fn run(
     mut commands: mpsc::UnboundedReceiver<Command>,
     data: Arc<DataPlane>,
     dispatch: std::sync::mpsc::Sender<Dispatch>,
+    probes: mpsc::Receiver<Probe>,
 ) {
     let mut control = Control {
         config,
         shared,
         data,
         dispatch,
+        probes,
         next_id: 1,
         pending: HashMap::new(),
         memberships: BTreeMap::new(),
@@ -434,7 +464,7 @@ impl Control {
                 }
             }
             delay = (delay * 2).min(self.config.reconnect_max);
-            match Session::open(&self.config, self.shared.udp_addr).await {
+            match Session::open(&self.config, self.shared.udp_addr, &mut self.probes).await {
                 Ok(mut session) => {
                     let rejoined = self.rejoin(&mut session).await;
                     match rejoined {

@@ -341,7 +341,6 @@ impl Client {
         };
         let socket = tokio::net::UdpSocket::bind(config.udp_bind).await?;
         let udp_addr = socket.local_addr()?;
-        let session = control::Session::open(&config, udp_addr).await?;
         let request_timeout = config.request_timeout;
         let shared = Arc::new(Shared {
             username: config.username.clone(),
@@ -354,7 +353,9 @@ impl Client {
             .name(format!("messenger-callbacks-{}", config.username))
             .spawn(move || run_dispatcher(handler, dispatch_rx))?;
 
-        let plane = Arc::new(DataPlane::new(config.group.clone()));
+        // The data task runs before the hello: it receives the tracker's address probe.
+        let (probe_tx, mut probes) = mpsc::channel(driver::PROBE_QUEUE);
+        let plane = Arc::new(DataPlane::new(config.group.clone(), probe_tx));
         let data = tokio::spawn(driver::run(
             plane.clone(),
             socket,
@@ -362,6 +363,17 @@ impl Client {
             shared.clone(),
             dispatch_tx.clone(),
         ));
+        let session = match control::Session::open(&config, udp_addr, &mut probes).await {
+            Ok(session) => session,
+            Err(e) => {
+                // Stops the data task; the dispatcher ends with the last sender.
+                let _ = plane.command(DataCommand::Shutdown);
+                let _ = data.await;
+                drop(dispatch_tx);
+                let _ = tokio::task::spawn_blocking(move || dispatcher.join()).await;
+                return Err(e);
+            }
+        };
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let control = tokio::spawn(control::run(
             config,
@@ -370,6 +382,7 @@ impl Client {
             control_rx,
             plane.clone(),
             dispatch_tx,
+            probes,
         ));
         Ok(Client {
             shared,

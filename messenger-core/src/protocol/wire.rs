@@ -582,6 +582,41 @@ pub enum ClientFrame {
         nonce: u64,
         metrics: MetricsReport,
     },
+    /// The cookie of the address probe the tracker sent to the hello's UDP address (see
+    /// [`encode_address_probe`]): proof that this client receives datagrams there.
+    AddressProof {
+        cookie: [u8; COOKIE_LEN],
+    },
+}
+
+/// First two bytes of the tracker's address probe (distinct from the data plane's [`MAGIC`]).
+pub const PROBE_MAGIC: [u8; 2] = *b"GP";
+/// Version of the address probe format.
+pub const PROBE_VERSION: u8 = 1;
+/// Length of an address-proof cookie.
+pub const COOKIE_LEN: usize = 16;
+/// Length of an address probe datagram: magic, version, cookie.
+pub const PROBE_LEN: usize = 3 + COOKIE_LEN;
+
+/// The datagram the tracker sends to a client's claimed UDP address: `"GP"`, the version,
+/// and the cookie the client must send back over TCP in [`ClientFrame::AddressProof`].
+pub fn encode_address_probe(cookie: &[u8; COOKIE_LEN]) -> [u8; PROBE_LEN] {
+    let mut out = [0u8; PROBE_LEN];
+    out[..2].copy_from_slice(&PROBE_MAGIC);
+    out[2] = PROBE_VERSION;
+    out[3..].copy_from_slice(cookie);
+    out
+}
+
+/// The cookie of an address probe, or `None` if `bytes` is not one (any other datagram,
+/// including every data-plane datagram, whose magic differs).
+pub fn decode_address_probe(bytes: &[u8]) -> Option<[u8; COOKIE_LEN]> {
+    if bytes.len() != PROBE_LEN || bytes[..2] != PROBE_MAGIC || bytes[2] != PROBE_VERSION {
+        return None;
+    }
+    let mut cookie = [0u8; COOKIE_LEN];
+    cookie.copy_from_slice(&bytes[3..]);
+    Some(cookie)
 }
 
 /// Error codes of the control protocol.
@@ -603,6 +638,9 @@ pub enum ErrorCode {
     /// A limit of the tracker was reached (connections, groups, partial frames, password
     /// attempts); the message names the limit.
     LimitReached,
+    /// The client did not prove that it receives datagrams at the UDP address of its hello
+    /// (no proof in time, or a wrong cookie); the message names the address.
+    AddressUnverified,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

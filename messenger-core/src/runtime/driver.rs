@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use tokio::net::UdpSocket;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::faults::{FaultConfig, FaultInjector};
 use crate::client::{ClientError, ClientEvent, Dispatch, Message, Shared};
@@ -30,6 +30,13 @@ use crate::protocol::{Event, Group, GroupConfig, GroupId, MemberId, SendError};
 
 /// Most datagrams taken from the socket in one pass before they are processed.
 pub(crate) const RECV_BATCH: usize = 64;
+
+/// An address probe received on the client's UDP socket: who sent it, and its cookie.
+pub(crate) type Probe = (SocketAddr, [u8; wire::COOKIE_LEN]);
+
+/// How many address probes wait for the control task at most (the tracker sends a few; more
+/// are dropped).
+pub(crate) const PROBE_QUEUE: usize = 4;
 
 /// Requests from the control task and the client handle to the data plane.
 #[derive(Debug)]
@@ -61,6 +68,9 @@ pub(crate) struct Closed;
 #[derive(Debug)]
 pub(crate) struct DataPlane {
     core: Mutex<Core>,
+    /// Where address probes from the tracker go (to the control task, which proves the
+    /// address over TCP); they never reach a group.
+    probes: mpsc::Sender<Probe>,
     /// Wakes the data task: there is output to take or a command was applied.
     wake: Notify,
     /// Wakes senders waiting for room in a window (or for the group to go away).
@@ -94,8 +104,9 @@ pub(crate) fn wall_micros() -> u64 {
 }
 
 impl DataPlane {
-    pub(crate) fn new(config: GroupConfig) -> Self {
+    pub(crate) fn new(config: GroupConfig, probes: mpsc::Sender<Probe>) -> Self {
         DataPlane {
+            probes,
             core: Mutex::new(Core {
                 config,
                 groups: HashMap::new(),
@@ -311,6 +322,11 @@ pub(crate) async fn run(
             let mut core = plane.lock();
             let now = Instant::now();
             for (from, bytes) in received.datagrams.drain(..) {
+                if let Some(cookie) = wire::decode_address_probe(&bytes) {
+                    // For the control task; a full queue drops it (the tracker sends again).
+                    let _ = plane.probes.try_send((from, cookie));
+                    continue;
+                }
                 if !core.datagram(now, from, &bytes) {
                     pass.dropped += 1;
                 }

@@ -22,8 +22,11 @@ use tracing::{info, warn};
 
 use crate::protocol::tracker::{ClientId, Departure};
 use crate::protocol::wire::{
-    ClientFrame, ErrorCode, FrameDecoder, Hello, MetricsReport, Request, ServerFrame, WireError,
+    encode_address_probe, ClientFrame, ErrorCode, FrameDecoder, Hello, MetricsReport, Request,
+    ServerFrame, WireError, COOKIE_LEN,
 };
+use rand::rngs::SysRng;
+use rand::TryRng;
 
 use super::hub::Outcome;
 use super::limits::{PartialShare, Permit};
@@ -39,6 +42,17 @@ const LINGER: Duration = Duration::from_millis(250);
 const LINGER_BYTES: usize = 1 << 20;
 /// Size of one read from the socket.
 const READ_CHUNK: usize = 16 * 1024;
+/// Time between two address probes to a client that has not proved its address yet.
+const PROBE_RESEND: Duration = Duration::from_millis(200);
+
+/// Compares two cookies in time that does not depend on where they differ.
+fn cookies_match(given: &[u8; COOKIE_LEN], expected: &[u8; COOKIE_LEN]) -> bool {
+    given
+        .iter()
+        .zip(expected)
+        .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+        == 0
+}
 
 /// Serves one accepted connection until its session ends and the socket is closed.
 pub(crate) async fn serve(
@@ -242,12 +256,32 @@ impl Connection {
             hello.udp_addr.set_ip(self.peer.ip());
         }
         let interval_ms = self.shared.config.heartbeat_interval_ms();
-        match self
-            .shared
-            .hub
-            .register(&hello, self.outbox.clone(), interval_ms)
-        {
+        // Registered first (the name is checked and reserved), admitted only once the client
+        // proved its UDP address: until then it gets nothing and is in no view.
+        match self.shared.hub.register(&hello) {
             Ok(client) => {
+                match self.prove_address(hello.udp_addr).await {
+                    Ok(()) => {}
+                    Err(refusal) => {
+                        self.shared.hub.remove(client, Departure::Disconnected);
+                        if let Some(message) = refusal {
+                            warn!(
+                                target: TRACKER_TARGET,
+                                user = %hello.username,
+                                peer = %self.peer,
+                                udp = %hello.udp_addr,
+                                "hello of {} refused: {message}", hello.username
+                            );
+                            self.shared.hub.note_bad_connection();
+                            self.outbox
+                                .send_error(ErrorCode::AddressUnverified, message);
+                        }
+                        return None;
+                    }
+                }
+                self.shared
+                    .hub
+                    .admit(client, self.outbox.clone(), interval_ms);
                 info!(
                     target: TRACKER_TARGET,
                     user = %hello.username,
@@ -274,6 +308,67 @@ impl Connection {
                 );
                 self.outbox.send_error(refusal.code, refusal.message);
                 None
+            }
+        }
+    }
+
+    /// Sends a random cookie to `addr` (again every [`PROBE_RESEND`], in case a datagram is
+    /// lost) until the client sends it back in an `AddressProof`, or the hello timeout passes.
+    /// `Err(Some(why))` to refuse the client with; `Err(None)` when the connection ended (or
+    /// broke the protocol, already answered).
+    async fn prove_address(&mut self, addr: SocketAddr) -> Result<(), Option<String>> {
+        let mut cookie = [0u8; COOKIE_LEN];
+        if let Err(e) = SysRng.try_fill_bytes(&mut cookie) {
+            warn!(target: TRACKER_TARGET, error = %e, "no randomness for an address cookie");
+            return Err(Some(format!(
+                "the tracker cannot verify {addr} now (no randomness); try again"
+            )));
+        }
+        let probe = encode_address_probe(&cookie);
+        let limit = self.shared.config.hello_timeout();
+        let deadline = Instant::now() + limit;
+        // The first tick is immediate: the first probe goes out at once.
+        let mut resend = time::interval(PROBE_RESEND);
+        resend.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            match self.next_input(&mut resend).await {
+                Input::Tick => {
+                    if Instant::now() >= deadline {
+                        return Err(Some(format!(
+                            "{addr} did not return the tracker's address probe within {} ms: \
+                             the UDP address of the hello must be one this client receives on",
+                            limit.as_millis()
+                        )));
+                    }
+                    if let Err(e) = self.shared.probe_socket.send_to(&probe, addr) {
+                        tracing::debug!(target: TRACKER_TARGET, udp = %addr, error = %e, "address probe not sent");
+                    }
+                }
+                Input::Frame(ClientFrame::AddressProof { cookie: given }) => {
+                    return if cookies_match(&given, &cookie) {
+                        Ok(())
+                    } else {
+                        Err(Some(format!(
+                            "wrong address proof for {addr}: the cookie is not the one sent there"
+                        )))
+                    };
+                }
+                Input::Frame(_) => {
+                    self.violation(
+                        None,
+                        "the frame after a hello must be the address proof".to_owned(),
+                    );
+                    return Err(None);
+                }
+                Input::Corrupt(e) => {
+                    self.violation(None, format!("bad frame: {e}"));
+                    return Err(None);
+                }
+                Input::OverBudget => {
+                    self.over_budget(None);
+                    return Err(None);
+                }
+                Input::Closed | Input::Stop | Input::Backlogged => return Err(None),
             }
         }
     }
@@ -317,6 +412,8 @@ impl Connection {
                         session.note_metrics(metrics);
                     }
                 }
+                // A late copy: the probe was sent again before the first proof arrived.
+                Input::Frame(ClientFrame::AddressProof { .. }) => {}
                 Input::Frame(ClientFrame::Hello(_)) => {
                     self.violation(Some(session), "a second hello".to_owned());
                     return End::Gone(Departure::Disconnected);
@@ -484,5 +581,22 @@ fn log_outcome(username: &str, outcome: &Outcome, leaving: Option<&str>) {
             "request of {username} refused: {message} (wrong password {failures} of this connection)"
         ),
         Outcome::Bye | Outcome::Answered => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_match_only_when_equal() {
+        let a = [7u8; COOKIE_LEN];
+        let mut b = a;
+        assert!(cookies_match(&a, &b));
+        b[COOKIE_LEN - 1] ^= 1;
+        assert!(!cookies_match(&a, &b));
+        b = a;
+        b[0] = 0;
+        assert!(!cookies_match(&a, &b));
     }
 }

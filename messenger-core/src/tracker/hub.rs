@@ -103,22 +103,21 @@ impl Hub {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers a client; on success its outbox gets the welcome first and then everything
+    /// Registers a client (its name is taken from now on); it gets nothing until it is
+    /// [`admit`](Hub::admit)ted.
+    pub(crate) fn register(&self, hello: &Hello) -> Result<ClientId, Refusal> {
+        self.lock().store.register(hello)
+    }
+
+    /// Admits a registered client: its outbox gets the welcome first and then everything
     /// pushed to it.
-    pub(crate) fn register(
-        &self,
-        hello: &Hello,
-        outbox: Outbox,
-        heartbeat_interval_ms: u64,
-    ) -> Result<ClientId, Refusal> {
+    pub(crate) fn admit(&self, client: ClientId, outbox: Outbox, heartbeat_interval_ms: u64) {
         let mut inner = self.lock();
-        let client = inner.store.register(hello)?;
         outbox.send(&ServerFrame::Welcome {
             client: client.0,
             heartbeat_interval_ms,
         });
         inner.outboxes.insert(client, outbox);
-        Ok(client)
     }
 
     /// Handles a request: queues its reply to the client, then the views it changed to their

@@ -32,6 +32,8 @@ pub(crate) struct Shared {
     pub(crate) metrics_log: MetricsLog,
     pub(crate) connections: Arc<ConnectionLimiter>,
     pub(crate) partial: Arc<PartialBudget>,
+    /// Sends the address probes (non-blocking; a probe is one small datagram).
+    pub(crate) probe_socket: std::net::UdpSocket,
 }
 
 /// A tracker bound to its TCP port, ready to [`run`](Tracker::run).
@@ -66,6 +68,9 @@ impl Tracker {
         store: impl Store + 'static,
     ) -> io::Result<Tracker> {
         let local_addr = listener.local_addr()?;
+        // Probes leave from the address clients reach the tracker at.
+        let probe_socket = std::net::UdpSocket::bind(SocketAddr::new(local_addr.ip(), 0))?;
+        probe_socket.set_nonblocking(true)?;
         let metrics_log = MetricsLog::open(
             config.log_json.as_deref(),
             Plausibility {
@@ -84,6 +89,7 @@ impl Tracker {
                     config.max_connections_per_ip,
                 )),
                 partial: Arc::new(PartialBudget::new(config.max_partial_frame_bytes)),
+                probe_socket,
                 config,
                 metrics_log,
             }),

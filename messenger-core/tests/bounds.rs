@@ -48,6 +48,7 @@ fn datagram(from: MemberId, frames: Vec<Frame>) -> Vec<u8> {
         header: Header {
             group: GROUP,
             sender: from,
+            recipient: ME,
             view: ViewId(1),
         },
         frames,
@@ -133,7 +134,7 @@ fn flooding_sequence_numbers_far_ahead_stays_within_the_window() {
                 // A counter at the limit would overflow the next proposal: refused.
                 Frame::Final(Final {
                     seq: SeqNo(2),
-                    priority: Priority::new(u64::MAX, MALLORY),
+                    priority: Priority::new(u128::MAX, MALLORY),
                 }),
             ];
             let _ = g.handle_datagram(now, addr(MALLORY), &datagram(MALLORY, frames));
@@ -310,4 +311,95 @@ fn send_refuses_oversized_payloads_and_a_full_window() {
         Err(messenger_core::protocol::SendError::WindowFull)
     );
     assert_eq!(g.in_flight(), 64);
+}
+
+/// Issue 10, finding 1: a member that re-joined on the address of its earlier membership must
+/// not take the traffic peers still send to that membership as its own. Here HONEST, still in
+/// the old view, repeats its proposal for the old membership's message 1; the new membership
+/// (ME) has its own message 1 waiting for HONEST's proposal. Counting it would finalize ME's
+/// message with a proposal HONEST never made for it.
+#[test]
+fn a_datagram_for_an_earlier_membership_on_this_address_is_refused() {
+    const OLD_ME: MemberId = MemberId(99);
+    let now = epoch();
+    let mut g = Group::new(config(), ME, view(Order::Total), now);
+    g.send(now, Bytes::from_static(b"mine"), 0).expect("send");
+    let mut for_old = Datagram {
+        header: Header {
+            group: GROUP,
+            sender: HONEST,
+            recipient: OLD_ME,
+            view: ViewId(1),
+        },
+        frames: vec![
+            Frame::Propose(Propose {
+                seq: SeqNo(1),
+                counter: 5,
+            }),
+            Frame::Propose(Propose {
+                seq: SeqNo(1),
+                counter: 5,
+            }),
+        ],
+    };
+    let bytes = for_old.encode().expect("encodes");
+    assert_eq!(
+        g.handle_datagram(now, addr(HONEST), &bytes),
+        Err(DropReason::Misdirected)
+    );
+    assert_eq!(g.stats().misdirected, 1);
+    // The same proposals from MALLORY, addressed to ME, are taken; HONEST's are still awaited,
+    // so the message is not final and nothing is delivered.
+    for_old.header.sender = MALLORY;
+    for_old.header.recipient = ME;
+    let bytes = for_old.encode().expect("encodes");
+    g.handle_datagram(now, addr(MALLORY), &bytes)
+        .expect("accepted");
+    assert_eq!(
+        deliveries(&mut g),
+        vec![],
+        "waits for HONEST's own proposal"
+    );
+}
+
+/// Issue 10, finding 8: fifty NACKs of 26 bytes used to make a sender retransmit its whole
+/// window fifty times (×19,745). Retransmissions to a peer are now paid from a credit earned
+/// by what we first sent it and three times what it sent us, capped at one window.
+#[test]
+fn nacks_cannot_make_a_member_send_more_than_its_credit() {
+    let window = 64usize;
+    let now = epoch();
+    let mut g = Group::new(config(), ME, view(Order::Fifo), now);
+    let payload = Bytes::from(vec![7u8; 1000]);
+    let mut fresh = 0usize;
+    for _ in 0..window {
+        g.send(now, payload.clone(), 0).expect("window has room");
+    }
+    while let Some(t) = g.poll_transmit() {
+        if t.member == MALLORY {
+            fresh += t.bytes.len();
+        }
+    }
+    let mut asked = 0usize;
+    let mut resent = 0usize;
+    for _ in 0..50 {
+        let nack = datagram(
+            MALLORY,
+            vec![Frame::Nack(Nack {
+                missing: vec![(SeqNo(1), SeqNo(window as u64))],
+            })],
+        );
+        asked += nack.len();
+        let _ = g.handle_datagram(now, addr(MALLORY), &nack);
+        while let Some(t) = g.poll_transmit() {
+            if t.member == MALLORY {
+                resent += t.bytes.len();
+            }
+        }
+    }
+    // One window of credit to start with, what we first sent, three times what was asked.
+    let bound = 2 * window * (1200 + 32) + 3 * asked;
+    assert!(resent >= fresh, "the first requests are answered: {resent}");
+    assert!(resent <= bound, "resent {resent} bytes, bound {bound}");
+    assert!(g.stats().resends_refused > 0);
 }

@@ -189,12 +189,19 @@ async fn a_spoofed_datagram_is_dropped_and_counted() {
         .find(|m| m.name == "bob")
         .expect("bob in view")
         .clone();
+    let ann = view
+        .members
+        .iter()
+        .find(|m| m.name == "ann")
+        .expect("ann in view")
+        .clone();
     // A forged datagram claiming to be bob, from another socket.
     let forger = tokio::net::UdpSocket::bind(local()).await.unwrap();
     let datagram = Datagram {
         header: Header {
             group: view.group_id,
             sender: bob.id,
+            recipient: ann.id,
             view: ViewId(view.view_id),
         },
         frames: vec![Frame::Data(Data {

@@ -44,6 +44,7 @@ fn from_peer(frames: Vec<Frame>) -> Vec<u8> {
         header: Header {
             group: GROUP,
             sender: PEER,
+            recipient: ME,
             view: ViewId(1),
         },
         frames,
@@ -117,6 +118,7 @@ fn the_retransmission_timeout_follows_acknowledged_round_trips() {
             vec![Frame::Ack(Ack {
                 received: SeqNo(i),
                 finals: SeqNo::ZERO,
+                delivered: SeqNo::ZERO,
             })],
         );
         while g.poll_transmit().is_some() {}

@@ -13,12 +13,12 @@ use proptest::sample::Index;
 
 use messenger_core::protocol::types::{GroupId, MemberId, OrderKey, Priority, SeqNo, ViewId};
 use messenger_core::protocol::wire::{
-    decode_address_probe, encode_address_probe, encode_control, Ack, ClientFrame, Data, Datagram,
-    DatagramBuilder, Decided, EntryState, ErrorCode, Final, FlushAck, FlushDecision, FlushFetch,
-    FlushRelay, FlushReport, Frame, FrameDecoder, GroupInfo, Header, Hello, MetricsReport, Nack,
-    Order, Propose, Reply, ReportEntry, Request, ServerFrame, Status, StreamAck, StreamDecision,
-    StreamReport, TrackerStats, View, ViewDelta, ViewMember, WireError, CONTROL_VERSION,
-    COOKIE_LEN, MAGIC, MAX_CONTROL_FRAME, MAX_DATAGRAM, VERSION,
+    decode_address_probe, encode_address_probe, encode_control, Ack, ClientFrame, ContentDigest,
+    Data, Datagram, DatagramBuilder, Decided, EntryState, ErrorCode, Final, FlushAck,
+    FlushDecision, FlushFetch, FlushRelay, FlushReport, Frame, FrameDecoder, GroupInfo, Header,
+    Hello, MetricsReport, Nack, Order, Propose, Reply, ReportEntry, Request, ServerFrame, Status,
+    StreamAck, StreamDecision, StreamReport, TrackerStats, View, ViewDelta, ViewMember, WireError,
+    CONTROL_VERSION, COOKIE_LEN, MAGIC, MAX_CONTROL_FRAME, MAX_DATAGRAM, VERSION,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -73,7 +73,14 @@ fn socket_addr() -> impl Strategy<Value = SocketAddr> {
 }
 
 fn priority() -> impl Strategy<Value = Priority> {
-    (num(), member()).prop_map(|(counter, member)| Priority::new(counter, member))
+    (counter(), member()).prop_map(|(counter, member)| Priority::new(counter, member))
+}
+
+fn counter() -> impl Strategy<Value = u128> {
+    prop_oneof![
+        3 => 0u128..200,
+        2 => any::<u128>(),
+    ]
 }
 
 fn order_key() -> impl Strategy<Value = OrderKey> {
@@ -89,10 +96,13 @@ fn order_key() -> impl Strategy<Value = OrderKey> {
 // ---------------------------------------------------------------------------------------------
 
 fn header() -> impl Strategy<Value = Header> {
-    (group_id(), member(), view_id()).prop_map(|(group, sender, view)| Header {
-        group,
-        sender,
-        view,
+    (group_id(), member(), member(), view_id()).prop_map(|(group, sender, recipient, view)| {
+        Header {
+            group,
+            sender,
+            recipient,
+            view,
+        }
     })
 }
 
@@ -106,10 +116,11 @@ fn data() -> impl Strategy<Value = Data> {
 }
 
 fn stream_ack() -> impl Strategy<Value = StreamAck> {
-    (member(), seq(), seq()).prop_map(|(origin, received, finals)| StreamAck {
+    (member(), seq(), seq(), seq()).prop_map(|(origin, received, finals, delivered)| StreamAck {
         origin,
         received,
         finals,
+        delivered,
     })
 }
 
@@ -122,7 +133,11 @@ fn status() -> impl Strategy<Value = Status> {
 }
 
 fn ack() -> impl Strategy<Value = Ack> {
-    (seq(), seq()).prop_map(|(received, finals)| Ack { received, finals })
+    (seq(), seq(), seq()).prop_map(|(received, finals, delivered)| Ack {
+        received,
+        finals,
+        delivered,
+    })
 }
 
 fn nack() -> impl Strategy<Value = Nack> {
@@ -130,7 +145,7 @@ fn nack() -> impl Strategy<Value = Nack> {
 }
 
 fn propose() -> impl Strategy<Value = Propose> {
-    (seq(), num()).prop_map(|(seq, counter)| Propose { seq, counter })
+    (seq(), counter()).prop_map(|(seq, counter)| Propose { seq, counter })
 }
 
 fn final_() -> impl Strategy<Value = Final> {
@@ -146,13 +161,17 @@ fn entry_state() -> impl Strategy<Value = EntryState> {
 }
 
 fn report_entry() -> impl Strategy<Value = ReportEntry> {
-    (seq(), entry_state(), proptest::option::of(view_id())).prop_map(|(seq, state, content)| {
-        ReportEntry {
+    (
+        seq(),
+        entry_state(),
+        proptest::option::of((view_id(), any::<[u8; 16]>())),
+    )
+        .prop_map(|(seq, state, content)| ReportEntry {
             seq,
             state,
-            content,
-        }
-    })
+            content: content.map(|(view, _)| view),
+            digest: content.map(|(_, d)| ContentDigest(d)),
+        })
 }
 
 fn stream_report() -> impl Strategy<Value = StreamReport> {
@@ -206,7 +225,11 @@ fn flush_relay() -> impl Strategy<Value = FlushRelay> {
 }
 
 fn decided() -> impl Strategy<Value = Decided> {
-    (priority(), view_id()).prop_map(|(priority, view)| Decided { priority, view })
+    (priority(), view_id(), any::<[u8; 16]>()).prop_map(|(priority, view, digest)| Decided {
+        priority,
+        view,
+        digest: ContentDigest(digest),
+    })
 }
 
 fn stream_decision() -> impl Strategy<Value = StreamDecision> {
@@ -547,6 +570,7 @@ fn sample_header() -> Header {
     Header {
         group: GroupId(7),
         sender: MemberId(3),
+        recipient: MemberId(4),
         view: ViewId(2),
     }
 }

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use super::types::ViewId as View;
 use super::types::{MemberId, OrderKey, Priority, SeqNo, ViewId};
-use super::wire::{Decided, EntryState, FlushDecision, FlushReport, StreamDecision};
+use super::wire::{ContentDigest, Decided, EntryState, FlushDecision, FlushReport, StreamDecision};
 
 /// Computes the coordinator's decision from every member's report of one round.
 pub fn decide(round: ViewId, reports: &[(MemberId, FlushReport)]) -> FlushDecision {
@@ -42,9 +42,23 @@ pub fn decide(round: ViewId, reports: &[(MemberId, FlushReport)]) -> FlushDecisi
 /// What the reports say about one sequence number of one stream.
 #[derive(Default)]
 struct Known {
-    view: Option<View>,
+    /// Each reported content: how many members hold it, and the view it was sent in.
+    contents: BTreeMap<ContentDigest, (usize, View)>,
     final_priority: Option<Priority>,
     max_proposal: Option<Priority>,
+}
+
+impl Known {
+    /// The content the decision delivers: the one most members hold (only a sender that sent
+    /// different contents under one number, or a member that lies, makes them differ), the
+    /// smallest digest on a tie, so that every coordinator picks the same.
+    fn content(&self) -> Option<(ContentDigest, View)> {
+        let (digest, (_, view)) = self
+            .contents
+            .iter()
+            .max_by(|a, b| a.1 .0.cmp(&b.1 .0).then(b.0.cmp(a.0)))?;
+        Some((*digest, *view))
+    }
 }
 
 fn decide_stream(origin: MemberId, reports: &[(MemberId, FlushReport)]) -> StreamDecision {
@@ -95,8 +109,8 @@ fn decide_stream(origin: MemberId, reports: &[(MemberId, FlushReport)]) -> Strea
     for stream in stream_reports() {
         for entry in &stream.entries {
             let k = known.entry(entry.seq).or_default();
-            if entry.content.is_some() {
-                k.view = entry.content;
+            if let (Some(view), Some(digest)) = (entry.content, entry.digest) {
+                k.contents.entry(digest).or_insert((0, view)).0 += 1;
             }
             match entry.state {
                 EntryState::Unproposed => {}
@@ -114,7 +128,7 @@ fn decide_stream(origin: MemberId, reports: &[(MemberId, FlushReport)]) -> Strea
             break;
         }
         let Some(k) = known.get(&seq) else { break };
-        let Some(view) = k.view else {
+        let Some((digest, view)) = k.content() else {
             // Nobody can relay it: it and everything after it cannot be delivered in FIFO order.
             break;
         };
@@ -141,7 +155,11 @@ fn decide_stream(origin: MemberId, reports: &[(MemberId, FlushReport)]) -> Strea
                 previous.map_or(p, |prev| p.max(prev))
             }
         };
-        decided.push(Decided { priority, view });
+        decided.push(Decided {
+            priority,
+            view,
+            digest,
+        });
         previous = Some(priority);
         seq = seq.next();
     }
@@ -170,7 +188,7 @@ mod tests {
     const X: MemberId = MemberId(9);
 
     fn prio(c: u64, m: u64) -> Priority {
-        Priority::new(c, MemberId(m))
+        Priority::new(u128::from(c), MemberId(m))
     }
 
     fn report(
@@ -200,6 +218,7 @@ mod tests {
                         seq: SeqNo(seq),
                         state,
                         content: has_content.then_some(ViewId(1)),
+                        digest: has_content.then_some(ContentDigest([seq as u8; 16])),
                     })
                     .collect(),
             }],
@@ -311,6 +330,33 @@ mod tests {
         let d = decide(ViewId(5), &[(MemberId(1), old), (MemberId(9), joiner)]);
         let finals: Vec<Priority> = d.streams[0].decided.iter().map(|d| d.priority).collect();
         assert_eq!(finals, vec![prio(20, 1), prio(45, 7)]);
+    }
+
+    /// Issue 10, finding 10: the decision names the content most members hold, so a relay of
+    /// anything else is refused.
+    #[test]
+    fn the_decision_names_the_content_most_members_hold() {
+        let honest = ContentDigest([7; 16]);
+        let forged = ContentDigest([1; 16]);
+        let with = |digest| {
+            let mut r = report(None, 0, vec![(1, EntryState::Proposed(prio(2, 1)), true)]);
+            r.streams[0].entries[0].digest = Some(digest);
+            r
+        };
+        let d = decide(
+            ViewId(5),
+            &[
+                (MemberId(1), with(honest)),
+                (MemberId(2), with(forged)),
+                (MemberId(3), with(honest)),
+            ],
+        );
+        assert_eq!(d.streams[0].decided[0].digest, honest);
+        // Reports without a digest do not count as holding the content.
+        let mut bare = report(None, 0, vec![(1, EntryState::Unproposed, true)]);
+        bare.streams[0].entries[0].digest = None;
+        let d = decide(ViewId(5), &[(MemberId(1), bare)]);
+        assert!(d.streams[0].decided.is_empty());
     }
 
     #[test]

@@ -54,6 +54,10 @@ pub struct GroupConfig {
     pub status_interval: Duration,
     /// Departed members whose resolved streams are remembered (for later resolution rounds).
     pub max_departed: usize,
+    /// A peer heard from for this long on the data plane, while others are heard, is reported
+    /// ([`Event::Suspect`]): it may answer the tracker's heartbeats and still hold the group up
+    /// (a UDP firewall, a partition between members, a hostile member that sends nothing).
+    pub suspect_timeout: Duration,
 }
 
 impl Default for GroupConfig {
@@ -68,6 +72,7 @@ impl Default for GroupConfig {
             repair_interval: Duration::from_millis(10),
             status_interval: Duration::from_millis(100),
             max_departed: 64,
+            suspect_timeout: Duration::from_secs(3),
         }
     }
 }
@@ -105,6 +110,11 @@ pub enum Event {
     Writable,
     /// This member is not in the group's view any more; the group does nothing further.
     Removed,
+    /// Nothing has been heard from `member` for [`GroupConfig::suspect_timeout`] while other
+    /// members were heard (or it is the only other member). The runtime reports it to the
+    /// tracker, which removes it once enough members agree. Repeated every timeout while the
+    /// silence lasts.
+    Suspect { member: MemberId },
 }
 
 /// Why [`Group::send`] refused a message.
@@ -131,6 +141,8 @@ pub enum DropReason {
     Spoofed,
     #[error("datagram from an earlier membership of the sender")]
     Stale,
+    #[error("datagram for another membership (an earlier one of this address)")]
+    Misdirected,
     #[error("this member is no longer in the group")]
     Removed,
 }
@@ -146,10 +158,14 @@ pub struct GroupStats {
     pub spoofed: u64,
     pub unknown_sender: u64,
     pub stale: u64,
+    /// Datagrams addressed to another member id (an earlier membership on this address).
+    pub misdirected: u64,
     pub wrong_group: u64,
     pub duplicates: u64,
     pub out_of_window: u64,
     pub retransmitted: u64,
+    /// Retransmissions and relays not sent because the peer had used up its credit.
+    pub resends_refused: u64,
     pub nacks_sent: u64,
     pub delivered: u64,
     pub lost: u64,
@@ -163,6 +179,8 @@ pub struct GroupStats {
 pub struct BufferSizes {
     pub send_buffer: usize,
     pub hold_back: usize,
+    /// Most messages of one origin in the total-order hold-back queue.
+    pub hold_back_per_origin: usize,
     /// Largest FIFO hold-back of any stream.
     pub max_stream_held: usize,
     pub pending_finals: usize,
@@ -251,6 +269,11 @@ impl Stream {
             } else {
                 SeqNo::ZERO
             },
+            delivered: if self.rx.start_known() {
+                self.delivered
+            } else {
+                SeqNo::ZERO
+            },
         }
     }
 }
@@ -265,7 +288,17 @@ struct Peer {
     start_for: SeqNo,
     acked_received: SeqNo,
     acked_finals: SeqNo,
+    /// Total order: the peer has delivered our messages up to here.
+    acked_delivered: SeqNo,
     ack_due: bool,
+    /// When a datagram of this member last passed the checks.
+    last_heard: Instant,
+    /// When it was last reported silent.
+    suspected_at: Option<Instant>,
+    /// Bytes this member may still send the peer again (retransmissions, relays): earned by
+    /// what we first sent it and three times what it sent us, at most
+    /// [`Group::resend_cap`]. A peer cannot make us send more than that on its request.
+    resend_credit: usize,
 }
 
 /// One failure-resolution round (see `flush.rs`).
@@ -306,7 +339,13 @@ pub struct Group {
     counters: Counters,
     holdback: HoldBack,
     delivered_max: Option<OrderKey>,
+    /// Total order: our own messages delivered here, up to this one.
+    own_delivered: SeqNo,
     flush: Option<Flush>,
+    /// The decision of the last round this member coordinated to the end (every member
+    /// acknowledged it): a late or repeated report for that round gets it again instead of
+    /// starting a round that nobody would join.
+    finished: Option<FlushDecision>,
 
     rtt: RttEstimator,
     /// When the repairs other than NACKs run next.
@@ -345,7 +384,9 @@ impl Group {
             counters: Counters::default(),
             holdback: HoldBack::new(),
             delivered_max: None,
+            own_delivered: SeqNo::ZERO,
             flush: None,
+            finished: None,
             rtt: RttEstimator::default(),
             slow_repair_at: None,
             outbox: BTreeMap::new(),
@@ -407,6 +448,7 @@ impl Group {
         let mut sizes = BufferSizes {
             send_buffer: self.send_buf.len(),
             hold_back: self.holdback.len(),
+            hold_back_per_origin: self.holdback.max_per_origin(),
             departed_streams: self.departed.len(),
             ..BufferSizes::default()
         };
@@ -428,7 +470,7 @@ impl Group {
         bytes: &[u8],
     ) -> Result<(), DropReason> {
         let decoded = wire::Datagram::decode(bytes);
-        self.handle_decoded(now, from, decoded)
+        self.handle_decoded(now, from, bytes.len(), decoded)
     }
 
     /// [`Group::handle_datagram`] for a datagram in a shared buffer: the payloads delivered
@@ -440,13 +482,14 @@ impl Group {
         bytes: &Bytes,
     ) -> Result<(), DropReason> {
         let decoded = wire::Datagram::decode_shared(bytes);
-        self.handle_decoded(now, from, decoded)
+        self.handle_decoded(now, from, bytes.len(), decoded)
     }
 
     fn handle_decoded(
         &mut self,
         now: Instant,
         from: SocketAddr,
+        len: usize,
         decoded: Result<wire::Datagram, wire::WireError>,
     ) -> Result<(), DropReason> {
         self.stats.datagrams_received += 1;
@@ -461,15 +504,22 @@ impl Group {
                     DropReason::UnknownSender => self.stats.unknown_sender += 1,
                     DropReason::Spoofed => self.stats.spoofed += 1,
                     DropReason::Stale => self.stats.stale += 1,
+                    DropReason::Misdirected => self.stats.misdirected += 1,
                     DropReason::Removed => {}
                 }
                 return Err(reason);
             }
         };
+        let cap = self.resend_cap();
+        if let Some(peer) = self.peers.get_mut(&sender) {
+            peer.last_heard = now;
+            peer.suspected_at = None;
+            peer.resend_credit = peer.resend_credit.saturating_add(3 * len).min(cap);
+        }
         for frame in frames {
             self.handle_frame(now, sender, frame);
         }
-        self.deliver_ready();
+        self.deliver_ready(now);
         self.arm_repair(now);
         Ok(())
     }
@@ -487,6 +537,12 @@ impl Group {
         if header.group != self.view.group {
             return Err(DropReason::WrongGroup);
         }
+        // Before anything of the datagram is used: it must be for this membership. Peers that
+        // have not yet installed the view without an earlier membership on this address still
+        // send that membership's traffic here (proposals, acks, stream starts).
+        if header.recipient != self.me {
+            return Err(DropReason::Misdirected);
+        }
         let peer = self
             .peers
             .get(&header.sender)
@@ -494,14 +550,16 @@ impl Group {
         if peer.addr != from {
             return Err(DropReason::Spoofed);
         }
-        if header.view < peer.joined {
+        // Nobody honest builds a datagram for this membership in a view before it joined, or
+        // sends from a view before its own membership began.
+        if header.view < peer.joined || header.view < self.joined {
             return Err(DropReason::Stale);
         }
         Ok((header.sender, datagram.frames))
     }
 
     fn handle_frame(&mut self, now: Instant, from: MemberId, frame: Frame) {
-        if !frame_is_plausible(&frame) {
+        if !frame_is_plausible(&frame, self.counters.known()) {
             self.stats.invalid_frames += 1;
             return;
         }
@@ -550,6 +608,10 @@ impl Group {
         targets.clear();
         targets.extend(self.peers.keys().copied());
         self.queue_to_all(&targets, &data);
+        let (earned, cap) = (resend_cost(payload.len()), self.resend_cap());
+        for peer in self.peers.values_mut() {
+            peer.resend_credit = peer.resend_credit.saturating_add(earned).min(cap);
+        }
         self.send_buf.push(Sent {
             seq,
             view,
@@ -585,7 +647,7 @@ impl Group {
         }
         self.scratch_targets = targets;
         self.release_stable();
-        self.deliver_ready();
+        self.deliver_ready(now);
         self.arm_repair(now);
         Ok(seq)
     }
@@ -606,6 +668,15 @@ impl Group {
             return;
         }
         let old = std::mem::replace(&mut self.view, view);
+        // Datagrams started from now on name the new view.
+        for (&to, builder) in self.outbox.iter_mut() {
+            builder.set_header(Header {
+                group: self.view.group,
+                sender: self.me,
+                recipient: to,
+                view: self.view.id,
+            });
+        }
 
         // Departures: members gone, or gone and back under a newer membership.
         let gone: Vec<MemberId> = old
@@ -644,7 +715,11 @@ impl Group {
                     start_for: self.last_seq.next(),
                     acked_received: self.last_seq,
                     acked_finals: self.last_seq,
+                    acked_delivered: self.last_seq,
                     ack_due: false,
+                    last_heard: now,
+                    suspected_at: None,
+                    resend_credit: self.resend_cap(),
                 },
             );
             self.send_status(m.id);
@@ -654,7 +729,7 @@ impl Group {
             self.open_round(now);
         }
         self.release_stable();
-        self.deliver_ready();
+        self.deliver_ready(now);
         if self.next_status.is_none() {
             self.next_status = Some(now + self.config.status_interval);
         }
@@ -684,12 +759,33 @@ impl Group {
             for id in all {
                 self.send_status(id);
             }
+            self.detect_silence(now);
         }
         if self.next_repair.is_some_and(|t| t <= now) {
             self.next_repair = None;
             self.repair(now);
         }
         self.arm_repair(now);
+    }
+
+    /// Reports peers silent for the suspect timeout, unless every peer is silent (then this
+    /// member is more likely the one cut off, and the tracker's heartbeats decide).
+    fn detect_silence(&mut self, now: Instant) {
+        let timeout = self.config.suspect_timeout;
+        let silent = |p: &Peer| now.saturating_duration_since(p.last_heard) >= timeout;
+        let someone_heard = self.peers.values().any(|p| !silent(p));
+        if !someone_heard && self.peers.len() > 1 {
+            return;
+        }
+        for (&id, peer) in self.peers.iter_mut() {
+            let due = peer
+                .suspected_at
+                .is_none_or(|t| now.saturating_duration_since(t) >= timeout);
+            if silent(peer) && due {
+                peer.suspected_at = Some(now);
+                self.events.push_back(Event::Suspect { member: id });
+            }
+        }
     }
 
     // ----- outputs -------------------------------------------------------------------------
@@ -862,6 +958,7 @@ impl Group {
             }
             peer.acked_received = peer.acked_received.max(a.received);
             peer.acked_finals = peer.acked_finals.max(a.finals);
+            peer.acked_delivered = peer.acked_delivered.max(a.delivered);
         }
         // A session message means the sender may not have our acknowledgement yet.
         peer.ack_due = true;
@@ -881,6 +978,7 @@ impl Group {
             let advanced = ack.received > peer.acked_received;
             peer.acked_received = peer.acked_received.max(ack.received);
             peer.acked_finals = peer.acked_finals.max(ack.finals);
+            peer.acked_delivered = peer.acked_delivered.max(ack.delivered);
             if advanced {
                 self.sample_rtt(now, ack.received);
             }
@@ -905,7 +1003,7 @@ impl Group {
     }
 
     fn on_nack(&mut self, from: MemberId, nack: Nack) {
-        let Some(peer) = self.peers.get(&from) else {
+        let Some(peer) = self.peers.get_mut(&from) else {
             return;
         };
         let start = peer.start_for;
@@ -920,6 +1018,14 @@ impl Group {
                     break 'ranges;
                 }
                 if let Some(sent) = self.send_buf.get_mut(seq) {
+                    let cost = resend_cost(sent.payload.len());
+                    if peer.resend_credit < cost {
+                        // The rest waits: an honest peer asks again after its timeout, by
+                        // when what it sends us has earned more.
+                        self.stats.resends_refused += 1;
+                        break 'ranges;
+                    }
+                    peer.resend_credit -= cost;
                     sent.retransmitted = true;
                     frames.push(Frame::Data(Data {
                         seq,
@@ -948,16 +1054,19 @@ impl Group {
             .values()
             .map(|p| {
                 if total {
-                    p.acked_received.min(p.acked_finals)
+                    // Delivered implies received and final; the window counts from here so
+                    // that a member stuck behind a missing final holds at most a window of
+                    // ours, and senders wait while a resolution pauses delivery.
+                    p.acked_received.min(p.acked_finals).min(p.acked_delivered)
                 } else {
                     p.acked_received
                 }
             })
             .min()
             .unwrap_or(self.last_seq);
-        // Our own messages become stable only once final here too.
+        // Our own messages become stable only once delivered here too.
         let stable = if total {
-            stable.min(self.proposals.decided_through())
+            stable.min(self.own_delivered)
         } else {
             stable.min(self.last_seq)
         };
@@ -1034,13 +1143,24 @@ impl Group {
 
     /// Delivers the hold-back queue's head while it is final (total order), unless a failure
     /// resolution pauses delivery.
-    fn deliver_ready(&mut self) {
+    fn deliver_ready(&mut self, now: Instant) {
         if self.view.order != Order::Total || self.is_paused() {
             return;
         }
         let window = self.config.window;
+        let mut own = false;
         while let Some((key, queued)) = self.holdback.pop_deliverable() {
             self.delivered_max = Some(key);
+            if key.origin == self.me {
+                self.own_delivered = self.own_delivered.max(key.seq);
+                own = true;
+            } else if let Some(peer) = self.peers.get_mut(&key.origin) {
+                // The sender's window counts from what we delivered: tell it soon.
+                peer.ack_due = true;
+                if self.ack_deadline.is_none() {
+                    self.ack_deadline = Some(now + self.config.ack_delay);
+                }
+            }
             if let Some(stream) = self.stream_mut(key.origin) {
                 stream.delivered = stream.delivered.max(key.seq);
                 stream.note_final_known(key.seq);
@@ -1050,6 +1170,9 @@ impl Group {
                 }
             }
             self.emit_delivery(key.origin, key.seq, queued.stamp, queued.payload);
+        }
+        if own {
+            self.release_stable();
         }
     }
 
@@ -1202,13 +1325,21 @@ impl Group {
         let mut streams = Vec::new();
         for (&origin, stream) in &self.departed {
             let mut entries: BTreeMap<SeqNo, ReportEntry> = BTreeMap::new();
-            let mut put = |seq: SeqNo, state: EntryState, content: Option<ViewId>| {
+            let mut put = |seq: SeqNo, state: EntryState, content: Option<&Msg>| {
+                let content =
+                    content.map(|m| (m.view, wire::content_digest(m.view, m.stamp, &m.payload)));
                 let e = entries.entry(seq).or_insert(ReportEntry {
                     seq,
                     state,
-                    content,
+                    content: None,
+                    digest: None,
                 });
-                e.content = e.content.or(content);
+                if e.content.is_none() {
+                    if let Some((view, digest)) = content {
+                        e.content = Some(view);
+                        e.digest = Some(digest);
+                    }
+                }
                 match (e.state, state) {
                     (_, EntryState::Final(_)) => e.state = state,
                     (EntryState::Unproposed, s) => e.state = s,
@@ -1227,16 +1358,21 @@ impl Group {
                 } else {
                     EntryState::Proposed(key.priority)
                 };
-                put(key.seq, state, Some(q.view));
+                let msg = Msg {
+                    view: q.view,
+                    stamp: q.stamp,
+                    payload: q.payload.clone(),
+                };
+                put(key.seq, state, Some(&msg));
             }
             for (seq, m) in stream.rx.held() {
-                put(seq, EntryState::Unproposed, Some(m.view));
+                put(seq, EntryState::Unproposed, Some(m));
             }
             for (&seq, m) in &stream.relayed {
-                put(seq, EntryState::Unproposed, Some(m.view));
+                put(seq, EntryState::Unproposed, Some(m));
             }
             for (&seq, (m, p)) in &stream.kept {
-                put(seq, EntryState::Final(*p), Some(m.view));
+                put(seq, EntryState::Final(*p), Some(m));
             }
             streams.push(StreamReport {
                 origin,
@@ -1255,6 +1391,16 @@ impl Group {
 
     fn on_flush_report(&mut self, now: Instant, from: MemberId, report: FlushReport) {
         if self.view.order != Order::Total || report.round != self.view.id {
+            return;
+        }
+        if let Some(decision) = self
+            .finished
+            .as_ref()
+            .filter(|d| d.round == report.round && self.flush.is_none())
+        {
+            // The round is over: the member missed the decision, or the report is a late copy.
+            let decision = decision.clone();
+            self.queue(from, &Frame::FlushDecision(decision));
             return;
         }
         if self.flush.as_ref().is_none_or(|f| f.round != report.round) {
@@ -1325,14 +1471,26 @@ impl Group {
             return;
         };
         let mut asks: BTreeMap<(MemberId, MemberId), Vec<SeqNo>> = BTreeMap::new();
+        let decided_digest = |origin: MemberId, seq: SeqNo| {
+            let sd = flush
+                .decision
+                .as_ref()?
+                .streams
+                .iter()
+                .find(|s| s.origin == origin)?;
+            let index = usize::try_from(seq.0.checked_sub(sd.first.0)?).ok()?;
+            sd.decided.get(index).map(|d| d.digest)
+        };
         for (origin, seq) in missing {
+            // A holder of the decided content (the one whose copy will be accepted).
+            let digest = decided_digest(origin, seq);
             let holder = flush.reports.iter().find(|(m, r)| {
                 **m != me
                     && r.streams.iter().any(|s| {
                         s.origin == origin
                             && s.entries
                                 .iter()
-                                .any(|e| e.seq == seq && e.content.is_some())
+                                .any(|e| e.seq == seq && e.content.is_some() && e.digest == digest)
                     })
             });
             if let Some((holder, _)) = holder {
@@ -1425,8 +1583,15 @@ impl Group {
 
     fn on_flush_fetch(&mut self, from: MemberId, fetch: FlushFetch) {
         let mut frames = Vec::new();
+        let mut credit = self.peers.get(&from).map_or(0, |p| p.resend_credit);
         for seq in fetch.seqs.into_iter().take(self.config.window as usize) {
             if let Some(msg) = self.content_of(fetch.origin, seq) {
+                let cost = resend_cost(msg.payload.len());
+                if credit < cost {
+                    self.stats.resends_refused += 1;
+                    break;
+                }
+                credit -= cost;
                 frames.push(Frame::FlushRelay(FlushRelay {
                     origin: fetch.origin,
                     seq,
@@ -1436,20 +1601,47 @@ impl Group {
                 }));
             }
         }
+        if let Some(peer) = self.peers.get_mut(&from) {
+            peer.resend_credit = credit;
+        }
         for frame in frames {
             self.queue(from, &frame);
         }
     }
 
+    /// Most resend credit a peer can hold: one window of the largest messages.
+    fn resend_cap(&self) -> usize {
+        usize::try_from(self.config.window)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(resend_cost(self.config.max_payload))
+    }
+
     fn on_flush_relay(&mut self, now: Instant, relay: FlushRelay) {
-        let window = self.config.window;
+        // Only content the round's decision names, with the digest it names: what relays can
+        // add is bounded by the decision (not by how far the departed stream ran ahead of what
+        // this member delivered), and a member cannot substitute content.
+        let expected = self
+            .flush
+            .as_ref()
+            .and_then(|f| f.decision.as_ref())
+            .and_then(|d| d.streams.iter().find(|s| s.origin == relay.origin))
+            .and_then(|sd| {
+                let index = relay.seq.0.checked_sub(sd.first.0)?;
+                sd.decided.get(usize::try_from(index).ok()?)
+            })
+            .map(|d| d.digest);
+        let Some(expected) = expected else {
+            self.stats.invalid_frames += 1;
+            return;
+        };
+        if wire::content_digest(relay.view, relay.stamp, &relay.payload) != expected {
+            self.stats.invalid_frames += 1;
+            return;
+        }
         let Some(stream) = self.departed.get_mut(&relay.origin) else {
             return;
         };
-        if stream.closed.is_some()
-            || relay.seq <= stream.delivered
-            || relay.seq.0 > stream.delivered.0.saturating_add(2 * window)
-        {
+        if stream.closed.is_some() || relay.seq <= stream.delivered {
             return;
         }
         stream.relayed.entry(relay.seq).or_insert(Msg {
@@ -1583,7 +1775,7 @@ impl Group {
                 self.queue(coordinator, &Frame::FlushAck(FlushAck { round }));
             }
         }
-        self.deliver_ready();
+        self.deliver_ready(now);
     }
 
     fn on_flush_ack(&mut self, from: MemberId, ack: FlushAck) {
@@ -1597,7 +1789,7 @@ impl Group {
         }
         flush.acked.insert(from);
         if flush.applied && flush.acked.len() >= n {
-            self.flush = None;
+            self.finished = self.flush.take().and_then(|f| f.decision);
         }
     }
 
@@ -1761,6 +1953,7 @@ impl Group {
                     origin,
                     received: a.received,
                     finals: a.finals,
+                    delivered: a.delivered,
                 }
             })
             .collect();
@@ -1804,6 +1997,7 @@ impl Group {
         let header = Header {
             group: self.view.group,
             sender: self.me,
+            recipient: to,
             view: self.view.id,
         };
         let budget = self.config.bundle_size;
@@ -1848,24 +2042,34 @@ impl Group {
     }
 }
 
-/// Rejects frames carrying values no honest member produces (priorities at the counter limit).
-fn frame_is_plausible(frame: &Frame) -> bool {
+/// What sending a message of `payload` bytes again costs a peer's credit (frame overhead
+/// included).
+fn resend_cost(payload: usize) -> usize {
+    payload.saturating_add(32)
+}
+
+/// Rejects frames carrying values no honest member produces: priority counters at the limit,
+/// or further above the highest counter this member knows (`known`) than honest counters ever
+/// get ([`Priority::plausible_counter`]). Without the second rule one frame could push every
+/// member's counters to the limit and stop total order for good.
+fn frame_is_plausible(frame: &Frame, known: u128) -> bool {
+    let ok = |p: &Priority| Priority::plausible_counter(p.counter, known);
     match frame {
-        Frame::Propose(p) => p.counter < Priority::MAX_COUNTER,
-        Frame::Final(f) => f.priority.is_valid(),
+        Frame::Propose(p) => Priority::plausible_counter(p.counter, known),
+        Frame::Final(f) => ok(&f.priority),
         Frame::FlushReport(r) => {
-            r.delivered_max.is_none_or(|k| k.priority.is_valid())
+            r.delivered_max.is_none_or(|k| ok(&k.priority))
                 && r.streams.iter().all(|s| {
                     s.entries.iter().all(|e| match e.state {
                         EntryState::Unproposed => true,
-                        EntryState::Proposed(p) | EntryState::Final(p) => p.is_valid(),
+                        EntryState::Proposed(p) | EntryState::Final(p) => ok(&p),
                     })
                 })
         }
         Frame::FlushDecision(d) => d
             .streams
             .iter()
-            .all(|s| s.decided.iter().all(|d| d.priority.is_valid())),
+            .all(|s| s.decided.iter().all(|d| ok(&d.priority))),
         _ => true,
     }
 }

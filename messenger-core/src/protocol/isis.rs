@@ -26,8 +26,8 @@ use super::types::{MemberId, OrderKey, Priority, SeqNo, ViewId};
 /// A member's ISIS counters.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Counters {
-    proposed: u64,
-    agreed: u64,
+    proposed: u128,
+    agreed: u128,
 }
 
 impl Counters {
@@ -41,6 +41,11 @@ impl Counters {
     /// Records an agreed (final) priority.
     pub fn observe_final(&mut self, p: Priority) {
         self.agreed = self.agreed.max(p.counter);
+    }
+
+    /// The highest counter this member has proposed or seen agreed.
+    pub fn known(&self) -> u128 {
+        self.proposed.max(self.agreed)
     }
 }
 
@@ -86,6 +91,8 @@ pub struct HoldBack {
     index: HashMap<(MemberId, SeqNo), OrderKey, BuildHasherDefault<IdHasher>>,
     /// How many queued messages are not final yet (kept so that asking costs nothing).
     tentative: usize,
+    /// How many messages of each origin are queued (the bound is per sender).
+    per_origin: HashMap<MemberId, usize, BuildHasherDefault<IdHasher>>,
 }
 
 impl HoldBack {
@@ -106,10 +113,13 @@ impl HoldBack {
     }
 
     pub fn insert(&mut self, key: OrderKey, queued: Queued) {
-        if let Some(old) = self.index.insert((key.origin, key.seq), key) {
-            if self.queue.remove(&old).is_some_and(|q| !q.is_final) {
-                self.tentative -= 1;
+        match self.index.insert((key.origin, key.seq), key) {
+            Some(old) => {
+                if self.queue.remove(&old).is_some_and(|q| !q.is_final) {
+                    self.tentative -= 1;
+                }
             }
+            None => *self.per_origin.entry(key.origin).or_default() += 1,
         }
         if !queued.is_final {
             self.tentative += 1;
@@ -134,6 +144,7 @@ impl HoldBack {
 
     pub fn remove(&mut self, origin: MemberId, seq: SeqNo) -> Option<(OrderKey, Queued)> {
         let key = self.index.remove(&(origin, seq))?;
+        self.forget_one(origin);
         let queued = self.queue.remove(&key)?;
         if !queued.is_final {
             self.tentative -= 1;
@@ -166,7 +177,22 @@ impl HoldBack {
         }
         let (key, queued) = entry.remove_entry();
         self.index.remove(&(key.origin, key.seq));
+        self.forget_one(key.origin);
         Some((key, queued))
+    }
+
+    fn forget_one(&mut self, origin: MemberId) {
+        if let Some(n) = self.per_origin.get_mut(&origin) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_origin.remove(&origin);
+            }
+        }
+    }
+
+    /// The most messages queued from any one origin.
+    pub fn max_per_origin(&self) -> usize {
+        self.per_origin.values().copied().max().unwrap_or(0)
     }
 
     /// Every queued message, in order.
@@ -309,7 +335,7 @@ mod tests {
 
     fn key(counter: u64, by: u64, origin: u64, seq: u64) -> OrderKey {
         OrderKey {
-            priority: Priority::new(counter, MemberId(by)),
+            priority: Priority::new(u128::from(counter), MemberId(by)),
             origin: MemberId(origin),
             seq: SeqNo(seq),
         }

@@ -53,26 +53,40 @@ impl SeqNo {
 
 /// An ISIS priority: `(counter, member)`, compared lexicographically so that ties between
 /// equal counters are broken the same way at every member.
+///
+/// Counters are 128 bits wide so that no value a member can send stops a group. An honest
+/// counter grows by at most one per message ordered, so two honest members never know
+/// counters more than [`Priority::MAX_AHEAD`] apart (that would take 2^64 messages); a frame
+/// carrying a counter further ahead of what the receiver knows is refused, so each frame can
+/// raise the group's counters by at most that much, and reaching [`Priority::MAX_COUNTER`]
+/// would take 2^56 accepted frames.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
 )]
 pub struct Priority {
-    pub counter: u64,
+    pub counter: u128,
     pub member: MemberId,
 }
 
 impl Priority {
-    /// Counters at or above this are refused: an honest counter grows by one per message and
-    /// never gets near it, and refusing them keeps `counter + 1` from overflowing.
-    pub const MAX_COUNTER: u64 = 1 << 62;
+    /// Counters at or above this are refused, which keeps `counter + 1` from overflowing.
+    pub const MAX_COUNTER: u128 = 1 << 120;
+    /// How far above the highest counter a member knows a received counter may be.
+    pub const MAX_AHEAD: u128 = 1 << 64;
 
-    pub fn new(counter: u64, member: MemberId) -> Self {
+    pub fn new(counter: u128, member: MemberId) -> Self {
         Priority { counter, member }
     }
 
-    /// False for a priority no honest member produces.
+    /// False for a priority no honest member produces, whatever it knows.
     pub fn is_valid(&self) -> bool {
         self.counter < Self::MAX_COUNTER
+    }
+
+    /// True when an honest member could have produced `counter` while this member knows
+    /// counters up to `known`.
+    pub fn plausible_counter(counter: u128, known: u128) -> bool {
+        counter < Self::MAX_COUNTER && counter <= known.saturating_add(Self::MAX_AHEAD)
     }
 }
 

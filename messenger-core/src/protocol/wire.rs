@@ -33,7 +33,7 @@ use super::types::{GroupId, MemberId, OrderKey, Priority, SeqNo, ViewId};
 /// First two bytes of every datagram.
 pub const MAGIC: [u8; 2] = *b"GM";
 /// Version of the datagram format; a datagram with another version is rejected.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Version of the control protocol, carried in [`Hello`].
 pub const CONTROL_VERSION: u32 = 2;
 /// Largest datagram that is ever produced or accepted (the UDP payload limit over IPv4).
@@ -66,12 +66,16 @@ impl From<postcard::Error> for WireError {
     }
 }
 
-/// Who sent a datagram, for which group, in which of the sender's views.
+/// Who sent a datagram to whom, for which group, in which of the sender's views.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {
     pub group: GroupId,
     pub sender: MemberId,
-    /// The sender's current view of the group when it built the datagram.
+    /// The membership the datagram is for. A member id names one membership, so a datagram
+    /// built for a member that has since left is refused by a new membership of the same
+    /// client on the same address.
+    pub recipient: MemberId,
+    /// The sender's view of the group when it started the datagram.
     pub view: ViewId,
 }
 
@@ -122,6 +126,10 @@ pub struct StreamAck {
     pub received: SeqNo,
     /// Every message up to this one has a known final priority (total order only).
     pub finals: SeqNo,
+    /// Every message up to this one has been delivered (total order only: a message can be
+    /// final and still wait in the hold-back queue). The sender's window counts from here, which
+    /// bounds what waits at this member per sender.
+    pub delivered: SeqNo,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,6 +146,8 @@ pub struct Status {
 pub struct Ack {
     pub received: SeqNo,
     pub finals: SeqNo,
+    /// See [`StreamAck::delivered`].
+    pub delivered: SeqNo,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,7 +160,7 @@ pub struct Nack {
 pub struct Propose {
     pub seq: SeqNo,
     /// The proposal is `(counter, header.sender)`.
-    pub counter: u64,
+    pub counter: u128,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,6 +186,28 @@ pub struct ReportEntry {
     pub state: EntryState,
     /// Set when the survivor holds the content (and can relay it): the view it was sent in.
     pub content: Option<ViewId>,
+    /// With `content`: the digest of what the survivor holds ([`content_digest`]).
+    pub digest: Option<ContentDigest>,
+}
+
+/// SHA-256 of a message's view, stamp and payload, truncated to 128 bits: what failure
+/// resolution relays must match what a survivor reported holding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ContentDigest(pub [u8; 16]);
+
+/// The digest of one message's content as failure resolution reports and checks it.
+pub fn content_digest(view: ViewId, stamp: u64, payload: &[u8]) -> ContentDigest {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(b"messenger relay v1");
+    hasher.update(view.0.to_le_bytes());
+    hasher.update(stamp.to_le_bytes());
+    hasher.update((payload.len() as u64).to_le_bytes());
+    hasher.update(payload);
+    let full = hasher.finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&full[..16]);
+    ContentDigest(out)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,6 +264,8 @@ pub struct Decided {
     pub priority: Priority,
     /// The view it was sent in: members that joined later do not deliver it.
     pub view: ViewId,
+    /// The content to deliver: relayed copies that do not match are refused.
+    pub digest: ContentDigest,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -424,6 +458,15 @@ impl DatagramBuilder {
             scratch: Vec::new(),
             done: Vec::new(),
         }
+    }
+
+    /// The header of datagrams started from now on (the view changed).
+    pub fn set_header(&mut self, header: Header) {
+        self.header_bytes.clear();
+        self.header_bytes.extend_from_slice(&MAGIC);
+        self.header_bytes.push(VERSION);
+        self.header_bytes = postcard::to_extend(&header, std::mem::take(&mut self.header_bytes))
+            .expect("a header always serializes");
     }
 
     /// Appends a frame, starting a new datagram when the budget would be exceeded.

@@ -462,6 +462,10 @@ impl Core {
                     Event::Writable => pass.writable = true,
                     // The control task reports removals the application did not ask for.
                     Event::Removed => removed.push(id),
+                    // Reported to the tracker by the control task (see `client/control.rs`).
+                    Event::Suspect { member } => {
+                        tracing::debug!(group = %j.name, %member, "peer silent on the data plane");
+                    }
                 }
             }
         }

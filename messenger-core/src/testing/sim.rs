@@ -31,9 +31,16 @@ pub enum Action {
     Join { at: Duration },
     /// The member stops sending at `at`, waits until its messages are stable, and leaves.
     Leave { member: usize, at: Duration },
-    /// A member that left joins again at `at`: a new membership, so a new member id from the
-    /// tracker and sequence numbers from 1.
+    /// The member leaves at `at` without waiting for its messages to be stable (what a client
+    /// whose leave timed out does): its unstable messages are resolved as for a crash.
+    LeaveAtOnce { member: usize, at: Duration },
+    /// A member that left joins again at `at` (or as soon as it is out, if it is still
+    /// leaving then), from the same UDP address: a new membership, so a new member id from
+    /// the tracker and sequence numbers from 1.
     Rejoin { member: usize, at: Duration },
+    /// From `at` on, every datagram to or from the member is dropped, while it stays connected
+    /// to the tracker: only the other members' suspicion ([`Event::Suspect`]) can remove it.
+    Silence { member: usize, at: Duration },
     /// Datagrams between the two members are dropped from `at` for `duration`.
     Partition {
         a: usize,
@@ -49,7 +56,9 @@ impl Action {
             Action::Crash { at, .. }
             | Action::Join { at }
             | Action::Leave { at, .. }
+            | Action::LeaveAtOnce { at, .. }
             | Action::Rejoin { at, .. }
+            | Action::Silence { at, .. }
             | Action::Partition { at, .. } => Some(*at),
             Action::CrashAfterSend { .. } => None,
         }
@@ -140,6 +149,21 @@ struct Node {
     lost: Vec<u64>,
     /// Largest buffer sizes seen.
     peak: crate::protocol::BufferSizes,
+    /// Cut off from the data plane by [`Action::Silence`]: like a crashed member to the
+    /// others, but alive and still connected to the tracker.
+    silenced: bool,
+    /// Per incarnation: it left with messages that may not be stable ([`Action::LeaveAtOnce`]).
+    abrupt: Vec<bool>,
+}
+
+impl Node {
+    /// True when incarnation `inc` went away with messages that may not be stable (crashed,
+    /// silenced, or left at once): survivors agree on its messages but need not have them all.
+    fn gone_unstable(&self, inc: usize) -> bool {
+        let current = inc == self.incarnation as usize;
+        (current && (self.state == NodeState::Crashed || self.silenced))
+            || self.abrupt.get(inc).copied().unwrap_or(false)
+    }
 }
 
 /// Outcome of a run.
@@ -164,6 +188,8 @@ struct TrackerModel {
     members: Vec<ViewMember>,
     /// Last time a view was pushed to each member (pushes to one member stay in order).
     last_push: HashMap<MemberId, Instant>,
+    /// Members reported silent, with who reported them.
+    suspects: HashMap<MemberId, BTreeSet<MemberId>>,
 }
 
 /// The simulation.
@@ -203,6 +229,7 @@ impl Simulation {
                 view: 0,
                 members: Vec::new(),
                 last_push: HashMap::new(),
+                suspects: HashMap::new(),
             },
             pending_views: BinaryHeap::new(),
             view_store: HashMap::new(),
@@ -268,6 +295,8 @@ impl Simulation {
             counts: HashMap::new(),
             lost: vec![0],
             peak: Default::default(),
+            silenced: false,
+            abrupt: vec![false],
         });
         i
     }
@@ -502,12 +531,25 @@ impl Simulation {
                     self.nodes[member].leaving = true;
                 }
             }
+            Action::LeaveAtOnce { member, .. } => {
+                let n = &mut self.nodes[member];
+                if n.state == NodeState::Alive && n.group.as_ref().is_some_and(|g| !g.is_removed())
+                {
+                    n.to_send = 0;
+                    n.leaving = false;
+                    n.abrupt[n.incarnation as usize] = true;
+                    self.remove_member(member, true);
+                }
+            }
             Action::Rejoin { member, .. } => {
                 let n = &mut self.nodes[member];
                 if n.state != NodeState::Out && n.state != NodeState::Alive {
                     return;
                 }
                 if n.group.as_ref().is_some_and(|g| !g.is_removed()) {
+                    // Still leaving: re-join as soon as the view without it has arrived.
+                    let at = self.now + Duration::from_micros(100) - self.start;
+                    self.actions.push(Action::Rejoin { member, at });
                     return;
                 }
                 self.next_id += 1;
@@ -518,11 +560,30 @@ impl Simulation {
                 n.logs.push(Vec::new());
                 n.counts.clear();
                 n.lost.push(0);
+                n.abrupt.push(false);
                 n.group = None;
                 n.to_send = self.config.messages;
                 n.blocked = false;
                 n.state = NodeState::Alive;
                 self.add_member(member);
+            }
+            Action::Silence { member, .. } => {
+                if self.nodes[member].state != NodeState::Alive {
+                    return;
+                }
+                self.nodes[member].silenced = true;
+                let until = self.start + self.config.time_limit;
+                let addr = self.nodes[member].addr;
+                for other in 0..self.nodes.len() {
+                    if other != member {
+                        self.net.cut(addr, self.nodes[other].addr, until);
+                    }
+                }
+                // Detected within a suspect timeout and a status period.
+                let detected = self.now
+                    + self.config.group.suspect_timeout
+                    + self.config.group.status_interval;
+                self.quiet_since = self.quiet_since.max(detected);
             }
             Action::Partition { a, b, duration, .. } => {
                 let (a, b) = (self.nodes[a].addr, self.nodes[b].addr);
@@ -622,12 +683,17 @@ impl Simulation {
         let sizes = g.buffer_sizes();
         node.peak.send_buffer = node.peak.send_buffer.max(sizes.send_buffer);
         node.peak.hold_back = node.peak.hold_back.max(sizes.hold_back);
+        node.peak.hold_back_per_origin = node
+            .peak
+            .hold_back_per_origin
+            .max(sizes.hold_back_per_origin);
         node.peak.max_stream_held = node.peak.max_stream_held.max(sizes.max_stream_held);
         node.peak.pending_finals = node.peak.pending_finals.max(sizes.pending_finals);
         while let Some(t) = g.poll_transmit() {
             self.net.send(now, node.addr, t.to, t.bytes);
         }
         let inc = node.incarnation as usize;
+        let mut suspects = Vec::new();
         while let Some(ev) = g.poll_event() {
             match ev {
                 Event::Deliver(d) => {
@@ -658,6 +724,32 @@ impl Simulation {
                     node.state = NodeState::Out;
                     node.to_send = 0;
                 }
+                Event::Suspect { member } => suspects.push(member),
+            }
+        }
+        let reporter = node.id;
+        for suspect in suspects {
+            self.suspect(reporter, suspect);
+        }
+    }
+
+    /// The tracker's rule: a member reported silent by at least half of the others (and at
+    /// least one) leaves the view.
+    fn suspect(&mut self, reporter: MemberId, suspect: MemberId) {
+        let members = &self.tracker.members;
+        if reporter == suspect
+            || !members.iter().any(|m| m.id == reporter)
+            || !members.iter().any(|m| m.id == suspect)
+        {
+            return;
+        }
+        let needed = (members.len() - 1).div_ceil(2).max(1);
+        let reporters = self.tracker.suspects.entry(suspect).or_default();
+        reporters.insert(reporter);
+        if reporters.len() >= needed {
+            self.tracker.suspects.remove(&suspect);
+            if let Some(i) = self.nodes.iter().position(|n| n.id == suspect) {
+                self.remove_member(i, true);
             }
         }
     }
@@ -667,10 +759,10 @@ impl Simulation {
         let mut out: BTreeMap<(MemberId, u32), BTreeSet<u64>> = BTreeMap::new();
         let joined = self.nodes[m].joined;
         for s in &self.nodes {
-            if s.state == NodeState::Crashed {
-                continue;
-            }
             for (inc, sent) in s.sent.iter().enumerate() {
+                if s.gone_unstable(inc) {
+                    continue;
+                }
                 let set = out.entry((s.ids[inc], inc as u32)).or_default();
                 for (k, view) in sent.iter().enumerate() {
                     if *view >= joined {
@@ -699,8 +791,11 @@ impl Simulation {
                 return false;
             }
             // Counting is enough here: `check` compares the exact sets afterwards.
-            for s in self.nodes.iter().filter(|s| s.state != NodeState::Crashed) {
+            for s in &self.nodes {
                 for (inc, sent) in s.sent.iter().enumerate() {
+                    if s.gone_unstable(inc) {
+                        continue;
+                    }
                     // Views only grow along a sender's stream: the expected part is a suffix.
                     let before = sent.partition_point(|v| *v < n.joined);
                     let expected = (sent.len() - before) as u64;
@@ -757,6 +852,7 @@ impl Simulation {
             }
             // Bounded buffers.
             if n.peak.send_buffer > window
+                || n.peak.hold_back_per_origin > window
                 || n.peak.max_stream_held > 2 * window
                 || n.peak.pending_finals > window + 1
             {
@@ -796,17 +892,22 @@ impl Simulation {
         let survivors: Vec<usize> = (0..self.nodes.len())
             .filter(|i| self.in_group(*i))
             .collect();
-        for x in self.nodes.iter().filter(|n| n.state == NodeState::Crashed) {
+        let gone = self.nodes.iter().flat_map(|x| {
+            (0..x.sent.len())
+                .filter(|&inc| x.gone_unstable(inc))
+                .map(move |inc| (x, inc))
+        });
+        for (x, inc) in gone {
             let mut reference: Option<(MemberId, ViewId, BTreeSet<u64>)> = None;
             for &i in &survivors {
                 let n = &self.nodes[i];
                 let got: BTreeSet<u64> = n.logs[n.incarnation as usize]
                     .iter()
-                    .filter(|(m, _)| m.origin == x.id && m.incarnation == x.incarnation)
+                    .filter(|(m, _)| m.origin == x.ids[inc] && m.incarnation == inc as u32)
                     .map(|(m, _)| m.seq)
                     .collect();
                 // Compare only on what both were members for.
-                let sent = &x.sent[x.incarnation as usize];
+                let sent = &x.sent[inc];
                 match &reference {
                     None => reference = Some((n.id, n.joined, got)),
                     Some((rid, rjoined, rgot)) => {
@@ -817,10 +918,10 @@ impl Simulation {
                         let b: BTreeSet<u64> = got.iter().copied().filter(keep).collect();
                         if a != b && self.config.order == Order::Total {
                             return Err(format!(
-                                "seed {seed}: survivors {rid} and {} disagree on crashed {}'s messages: \
+                                "seed {seed}: survivors {rid} and {} disagree on departed {}'s messages: \
                                  {} vs {} delivered",
                                 n.id,
-                                x.id,
+                                x.ids[inc],
                                 a.len(),
                                 b.len()
                             ));
@@ -915,6 +1016,7 @@ impl Simulation {
         for n in &self.nodes {
             p.send_buffer = p.send_buffer.max(n.peak.send_buffer);
             p.hold_back = p.hold_back.max(n.peak.hold_back);
+            p.hold_back_per_origin = p.hold_back_per_origin.max(n.peak.hold_back_per_origin);
             p.max_stream_held = p.max_stream_held.max(n.peak.max_stream_held);
             p.pending_finals = p.pending_finals.max(n.peak.pending_finals);
         }

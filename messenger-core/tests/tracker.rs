@@ -1047,6 +1047,7 @@ async fn stats_count_clients_groups_views_requests_and_errors() {
             clients_dropped: 0,
             bad_connections: 0,
             refused_connections: 0,
+            members_suspected: 0,
         }
     );
     assert_eq!(tracker.stats(), stats);

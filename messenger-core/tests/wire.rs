@@ -353,6 +353,7 @@ fn tracker_stats() -> impl Strategy<Value = TrackerStats> {
                 clients_dropped: dropped,
                 bad_connections: bad,
                 refused_connections: bad / 2,
+                members_suspected: bad / 3,
             }
         },
     )
@@ -372,6 +373,7 @@ fn request() -> impl Strategy<Value = Request> {
         text().prop_map(|group| Request::Leave { group }),
         metrics_report().prop_map(|metrics| Request::Quit { metrics }),
         Just(Request::Stats),
+        (text(), member()).prop_map(|(group, member)| Request::Suspect { group, member }),
     ]
 }
 
@@ -419,6 +421,7 @@ fn reply() -> impl Strategy<Value = Reply> {
         tracker_stats().prop_map(Reply::Stats),
         Just(Reply::Left),
         Just(Reply::Bye),
+        any::<bool>().prop_map(|removed| Reply::Suspected { removed }),
         (error_code(), text()).prop_map(|(code, message)| Reply::Error { code, message }),
     ]
 }

@@ -17,7 +17,7 @@ use crate::protocol::wire::{
     ServerFrame, View, ViewDelta, CONTROL_VERSION,
 };
 use crate::protocol::{GroupId, MemberId};
-use crate::runtime::driver::{DataCommand, DataPlane, Probe};
+use crate::runtime::driver::{DataCommand, DataPlane, Probe, Reports};
 
 /// Where the answer to a request goes.
 pub(crate) type ReplyTo = oneshot::Sender<Result<Reply, ClientError>>;
@@ -138,8 +138,9 @@ struct Control {
     shared: Arc<Shared>,
     data: Arc<DataPlane>,
     dispatch: std::sync::mpsc::Sender<Dispatch>,
-    /// Address probes the data task received, for the hello of a reconnection.
-    probes: mpsc::Receiver<Probe>,
+    /// Address probes the data task received (for the hello of a reconnection) and peers it
+    /// found silent (to report to the tracker).
+    reports: Reports,
     next_id: u64,
     pending: HashMap<u64, (Request, Option<ReplyTo>)>,
     memberships: BTreeMap<String, Membership>,
@@ -158,14 +159,14 @@ pub(crate) async fn run(
     mut commands: mpsc::UnboundedReceiver<Command>,
     data: Arc<DataPlane>,
     dispatch: std::sync::mpsc::Sender<Dispatch>,
-    probes: mpsc::Receiver<Probe>,
+    reports: Reports,
 ) {
     let mut control = Control {
         config,
         shared,
         data,
         dispatch,
-        probes,
+        reports,
         next_id: 1,
         pending: HashMap::new(),
         memberships: BTreeMap::new(),
@@ -249,6 +250,17 @@ impl Control {
                         }
                     }
                 },
+                Some((group, member)) = self.reports.suspects.recv() => {
+                    // Only for a group this client is still in (the report names its view's
+                    // member id; an old membership's reports mean nothing now).
+                    if !self.memberships.contains_key(&*group) {
+                        continue;
+                    }
+                    let request = Request::Suspect { group: group.to_string(), member };
+                    if let Err(e) = self.send_request(&mut session, request, None).await {
+                        return Served::Lost(e.to_string());
+                    }
+                }
             }
         }
     }
@@ -287,6 +299,11 @@ impl Control {
                     }
                     // The control task's own request for a view it could not follow.
                     (None, Reply::Members(view)) => self.on_view(view),
+                    (None, Reply::Error { code, message }) => tracing::warn!(
+                        target: "messenger::client",
+                        ?code,
+                        "the tracker refused {request:?}: {message}"
+                    ),
                     (None, _) => {}
                 }
             }
@@ -464,7 +481,10 @@ impl Control {
                 }
             }
             delay = (delay * 2).min(self.config.reconnect_max);
-            match Session::open(&self.config, self.shared.udp_addr, &mut self.probes).await {
+            // Reports from before the loss name memberships that the re-join replaces.
+            while self.reports.suspects.try_recv().is_ok() {}
+            match Session::open(&self.config, self.shared.udp_addr, &mut self.reports.probes).await
+            {
                 Ok(mut session) => {
                     let rejoined = self.rejoin(&mut session).await;
                     match rejoined {

@@ -354,8 +354,10 @@ impl Client {
             .spawn(move || run_dispatcher(handler, dispatch_rx))?;
 
         // The data task runs before the hello: it receives the tracker's address probe.
-        let (probe_tx, mut probes) = mpsc::channel(driver::PROBE_QUEUE);
-        let plane = Arc::new(DataPlane::new(config.group.clone(), probe_tx));
+        let (probe_tx, probes) = mpsc::channel(driver::PROBE_QUEUE);
+        let (suspect_tx, suspects) = mpsc::channel(driver::SUSPECT_QUEUE);
+        let mut reports = driver::Reports { probes, suspects };
+        let plane = Arc::new(DataPlane::new(config.group.clone(), probe_tx, suspect_tx));
         let data = tokio::spawn(driver::run(
             plane.clone(),
             socket,
@@ -363,7 +365,7 @@ impl Client {
             shared.clone(),
             dispatch_tx.clone(),
         ));
-        let session = match control::Session::open(&config, udp_addr, &mut probes).await {
+        let session = match control::Session::open(&config, udp_addr, &mut reports.probes).await {
             Ok(session) => session,
             Err(e) => {
                 // Stops the data task; the dispatcher ends with the last sender.
@@ -382,7 +384,7 @@ impl Client {
             control_rx,
             plane.clone(),
             dispatch_tx,
-            probes,
+            reports,
         ));
         Ok(Client {
             shared,

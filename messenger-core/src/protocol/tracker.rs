@@ -64,6 +64,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Bound;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
@@ -92,6 +93,9 @@ pub struct RegistryLimits {
     /// The member limit of a group whose rule sets none (default 256); a rule's own
     /// `max_members` replaces it. Either is capped at [`MAX_MEMBERS`].
     pub default_max_members: u32,
+    /// How long a report that a member is silent ([`Request::Suspect`]) counts (default
+    /// 10 s); see [`Registry::handle_at`].
+    pub suspect_window: Duration,
 }
 
 impl Default for RegistryLimits {
@@ -100,6 +104,7 @@ impl Default for RegistryLimits {
             max_groups: 10_000,
             max_groups_per_client: 64,
             default_max_members: 256,
+            suspect_window: Duration::from_secs(10),
         }
     }
 }
@@ -466,6 +471,9 @@ pub enum Departure {
     Disconnected,
     /// It missed its heartbeats.
     Dropped,
+    /// Enough members of a group reported it silent on the data plane (it leaves that group
+    /// only; its session goes on).
+    Suspected,
 }
 
 impl Departure {
@@ -475,6 +483,7 @@ impl Departure {
             Departure::Quit => "quit",
             Departure::Disconnected => "disconnected",
             Departure::Dropped => "dropped",
+            Departure::Suspected => "suspected",
         }
     }
 }
@@ -512,6 +521,8 @@ struct GroupEntry {
     view: ViewId,
     /// In the order they joined (so by growing member id).
     members: Vec<Membership>,
+    /// Reports that a member is silent: suspect, then who reported it and when.
+    suspicions: BTreeMap<MemberId, BTreeMap<ClientId, Instant>>,
 }
 
 impl GroupEntry {
@@ -715,7 +726,37 @@ impl Registry {
     /// Answers one request of `client` with exactly one reply, and returns the views the
     /// request changed, to push. [`Request::Quit`] also removes the client (as
     /// [`Registry::remove`] with [`Departure::Quit`]).
+    ///
+    /// [`Request::Suspect`] depends on time: it needs [`Registry::handle_at`], and is refused
+    /// here.
     pub fn handle(&mut self, client: ClientId, request: Request) -> (Reply, Vec<Push>) {
+        self.handle_inner(None, client, request)
+    }
+
+    /// [`Registry::handle`] at time `now`, which every request may use.
+    ///
+    /// A [`Request::Suspect`] reports that `member` of `group` is silent on the data plane.
+    /// The reporter must be a member of the group, the suspect another member of it. Each
+    /// reporter counts once per suspect, and a report counts for
+    /// [`RegistryLimits::suspect_window`] after it was made (a new report renews it). When at
+    /// least half of the suspect's fellow members (rounded up, and at least one) have
+    /// reported it, the suspect is taken out of the group: a new view, pushed to the others
+    /// and to it, as for a leave ([`Reply::Suspected`] says whether this report did it).
+    pub fn handle_at(
+        &mut self,
+        now: Instant,
+        client: ClientId,
+        request: Request,
+    ) -> (Reply, Vec<Push>) {
+        self.handle_inner(Some(now), client, request)
+    }
+
+    fn handle_inner(
+        &mut self,
+        now: Option<Instant>,
+        client: ClientId,
+        request: Request,
+    ) -> (Reply, Vec<Push>) {
         self.stats.requests += 1;
         let result = if self.clients.contains_key(&client) {
             match request {
@@ -734,6 +775,13 @@ impl Registry {
                 Request::Leave { group } => self.leave(client, &group),
                 Request::Quit { .. } => Ok((Reply::Bye, self.remove(client, Departure::Quit))),
                 Request::Stats => Ok((Reply::Stats(self.stats()), Vec::new())),
+                Request::Suspect { group, member } => match now {
+                    Some(now) => self.suspect(now, client, &group, member),
+                    None => Err(Refusal::new(
+                        ErrorCode::BadRequest,
+                        "a report of a silent member needs the time (Registry::handle_at)",
+                    )),
+                },
             }
         } else {
             Err(Refusal::new(
@@ -928,6 +976,7 @@ impl Registry {
                         order,
                         view: ViewId(0),
                         members: Vec::new(),
+                        suspicions: BTreeMap::new(),
                     },
                 );
             }
@@ -996,6 +1045,66 @@ impl Registry {
         Ok((Reply::Left, pushes))
     }
 
+    fn suspect(
+        &mut self,
+        now: Instant,
+        reporter: ClientId,
+        group: &str,
+        member: MemberId,
+    ) -> Result<(Reply, Vec<Push>), Refusal> {
+        check_group_name(group)?;
+        let window = self.limits.suspect_window;
+        let reporter_name = self.username(reporter).unwrap_or("this client").to_owned();
+        let Some(g) = self.groups.get_mut(group) else {
+            return Err(unknown_group(group));
+        };
+        let Some(reporter_pos) = g.position(reporter) else {
+            return Err(Refusal::new(
+                ErrorCode::NotAMember,
+                format!(
+                    "{reporter_name} is not a member of {}: only members report silent members",
+                    quoted(group)
+                ),
+            ));
+        };
+        if g.members[reporter_pos].member.id == member {
+            return Err(Refusal::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "{reporter_name} reported itself (member {member}) silent in {}",
+                    quoted(group)
+                ),
+            ));
+        }
+        let Some(suspect) = g.members.iter().find(|m| m.member.id == member) else {
+            return Err(Refusal::new(
+                ErrorCode::NotAMember,
+                format!("member {member} is not in {}", quoted(group)),
+            ));
+        };
+        let suspect_client = suspect.client;
+        // Reports expire; a reporter counts once (its latest report).
+        for reports in g.suspicions.values_mut() {
+            reports.retain(|_, at| now.saturating_duration_since(*at) < window);
+        }
+        g.suspicions.retain(|_, reports| !reports.is_empty());
+        let reports = g.suspicions.entry(member).or_default();
+        reports.insert(reporter, now);
+        let count = reports.len();
+        let others = g.members.len() - 1;
+        let needed = others.div_ceil(2).max(1);
+        if count < needed {
+            return Ok((Reply::Suspected { removed: false }, Vec::new()));
+        }
+        if let Some(c) = self.clients.get_mut(&suspect_client) {
+            c.groups.remove(group);
+        }
+        let mut pushes = Vec::new();
+        self.take_out(group, suspect_client, true, &mut pushes);
+        self.stats.members_suspected += 1;
+        Ok((Reply::Suspected { removed: true }, pushes))
+    }
+
     /// Takes `client` out of `group`: a new view, pushed to the remaining members (and to the
     /// client when `tell_leaver`); the group is deleted when nobody is left.
     fn take_out(&mut self, group: &str, client: ClientId, tell_leaver: bool, out: &mut Vec<Push>) {
@@ -1006,6 +1115,11 @@ impl Registry {
             return;
         };
         let gone = g.members.remove(pos);
+        // Reports about the one who goes, and by it, are void.
+        g.suspicions.remove(&gone.member.id);
+        for reports in g.suspicions.values_mut() {
+            reports.remove(&client);
+        }
         let from_view = g.view;
         g.view = ViewId(g.view.0 + 1);
         let view = Arc::new(g.view(group));
@@ -1614,6 +1728,7 @@ mod tests {
                 clients_dropped: 0,
                 bad_connections: 1,
                 refused_connections: 0,
+                members_suspected: 0,
             }
         );
     }

@@ -610,6 +610,13 @@ pub enum Request {
     },
     /// Tracker-wide counters.
     Stats,
+    /// Reports that `member` of `group` has been silent on the data plane (see
+    /// [`Event::Suspect`](crate::protocol::Event::Suspect)); the tracker removes it from the
+    /// group once enough of its members report it. Answered by [`Reply::Suspected`].
+    Suspect {
+        group: String,
+        member: MemberId,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -709,6 +716,8 @@ pub struct TrackerStats {
     /// Connections refused or closed for reaching a limit: connections in all or per
     /// address, bytes of partial frames, wrong passwords.
     pub refused_connections: u64,
+    /// Members taken out of a group because enough of its members reported them silent.
+    pub members_suspected: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -728,6 +737,11 @@ pub enum Reply {
     Left,
     Bye,
     Stats(TrackerStats),
+    /// The report of a silent member was counted; `removed` when it was the one that made the
+    /// tracker take the member out of the group.
+    Suspected {
+        removed: bool,
+    },
     Error {
         code: ErrorCode,
         message: String,

@@ -38,6 +38,20 @@ pub(crate) type Probe = (SocketAddr, [u8; wire::COOKIE_LEN]);
 /// are dropped).
 pub(crate) const PROBE_QUEUE: usize = 4;
 
+/// A peer silent on the data plane: the group's name and its member id.
+pub(crate) type Suspicion = (Arc<str>, MemberId);
+
+/// How many reports of silent peers wait for the control task at most (a group repeats its
+/// report every suspect timeout; more are dropped).
+pub(crate) const SUSPECT_QUEUE: usize = 64;
+
+/// What the data task passes to the control task: address probes and silent peers.
+#[derive(Debug)]
+pub(crate) struct Reports {
+    pub(crate) probes: mpsc::Receiver<Probe>,
+    pub(crate) suspects: mpsc::Receiver<Suspicion>,
+}
+
 /// Requests from the control task and the client handle to the data plane.
 #[derive(Debug)]
 pub(crate) enum DataCommand {
@@ -71,6 +85,8 @@ pub(crate) struct DataPlane {
     /// Where address probes from the tracker go (to the control task, which proves the
     /// address over TCP); they never reach a group.
     probes: mpsc::Sender<Probe>,
+    /// Peers the groups found silent, for the control task to report to the tracker.
+    suspects: mpsc::Sender<Suspicion>,
     /// Wakes the data task: there is output to take or a command was applied.
     wake: Notify,
     /// Wakes senders waiting for room in a window (or for the group to go away).
@@ -104,9 +120,14 @@ pub(crate) fn wall_micros() -> u64 {
 }
 
 impl DataPlane {
-    pub(crate) fn new(config: GroupConfig, probes: mpsc::Sender<Probe>) -> Self {
+    pub(crate) fn new(
+        config: GroupConfig,
+        probes: mpsc::Sender<Probe>,
+        suspects: mpsc::Sender<Suspicion>,
+    ) -> Self {
         DataPlane {
             probes,
+            suspects,
             core: Mutex::new(Core {
                 config,
                 groups: HashMap::new(),
@@ -232,6 +253,7 @@ struct Pass {
     dropped: u64,
     writable: bool,
     flushed: Vec<oneshot::Sender<()>>,
+    suspects: Vec<Suspicion>,
 }
 
 /// Datagrams received in one pass. Each is copied once, from the receive buffer into a large
@@ -391,6 +413,13 @@ fn deliver(
     for w in pass.flushed.drain(..) {
         let _ = w.send(());
     }
+    // Fire and forget: the control task reports them; the data plane never waits for it.
+    for (group, member) in pass.suspects.drain(..) {
+        tracing::info!(target: "messenger::runtime", group = %group, member = member.0, "member {member} of {group} is silent on the data plane");
+        if plane.suspects.try_send((group, member)).is_err() {
+            tracing::debug!(target: "messenger::runtime", "report of a silent member dropped: queue full");
+        }
+    }
 }
 
 impl Core {
@@ -463,9 +492,7 @@ impl Core {
                     // The control task reports removals the application did not ask for.
                     Event::Removed => removed.push(id),
                     // Reported to the tracker by the control task (see `client/control.rs`).
-                    Event::Suspect { member } => {
-                        tracing::debug!(group = %j.name, %member, "peer silent on the data plane");
-                    }
+                    Event::Suspect { member } => pass.suspects.push((j.name.clone(), member)),
                 }
             }
         }

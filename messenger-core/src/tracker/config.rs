@@ -48,6 +48,10 @@ pub struct TrackerConfig {
     pub max_plausible_rate: f64,
     /// Self-reported latencies above this are logged as rejected (default 1 hour).
     pub max_plausible_latency: Duration,
+    /// How long a member's report that another member is silent on the data plane counts
+    /// (default 10 s). A member reported by at least half of the others (rounded up) within
+    /// this window is removed from the group.
+    pub suspect_window: Duration,
 }
 
 impl Default for TrackerConfig {
@@ -69,6 +73,7 @@ impl Default for TrackerConfig {
             max_password_failures: 10,
             max_plausible_rate: 1e7,
             max_plausible_latency: Duration::from_secs(3600),
+            suspect_window: registry.suspect_window,
         }
     }
 }
@@ -145,6 +150,7 @@ impl TrackerConfig {
             max_groups: self.max_groups,
             max_groups_per_client: self.max_groups_per_client,
             default_max_members: self.default_max_members,
+            suspect_window: self.suspect_window,
         }
     }
 

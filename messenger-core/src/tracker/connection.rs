@@ -21,6 +21,7 @@ use tokio::time::{self, Instant, Interval, MissedTickBehavior};
 use tracing::{info, warn};
 
 use crate::protocol::tracker::{ClientId, Departure};
+use crate::protocol::types::MemberId;
 use crate::protocol::wire::{
     encode_address_probe, ClientFrame, ErrorCode, FrameDecoder, Hello, MetricsReport, Request,
     ServerFrame, WireError, COOKIE_LEN,
@@ -389,12 +390,15 @@ impl Connection {
                     return End::Quit { id, metrics };
                 }
                 Input::Frame(ClientFrame::Request { id, request }) => {
-                    let leaving = match &request {
-                        Request::Leave { group } => Some(group.clone()),
-                        _ => None,
+                    let about = match &request {
+                        Request::Leave { group } => About::Leave(group.clone()),
+                        Request::Suspect { group, member } => {
+                            About::Suspect(group.clone(), *member)
+                        }
+                        _ => About::Other,
                     };
                     let outcome = self.shared.hub.request(session.client, id, request);
-                    log_outcome(&session.username, &outcome, leaving.as_deref());
+                    log_outcome(&session.username, &outcome, &about);
                     if let Outcome::WrongPassword {
                         failures, reply, ..
                     } = outcome
@@ -548,7 +552,14 @@ impl Connection {
     }
 }
 
-fn log_outcome(username: &str, outcome: &Outcome, leaving: Option<&str>) {
+/// What a request was about, for its log line (the hub's outcome does not repeat it).
+enum About {
+    Leave(String),
+    Suspect(String, MemberId),
+    Other,
+}
+
+fn log_outcome(username: &str, outcome: &Outcome, about: &About) {
     match outcome {
         Outcome::Joined {
             group,
@@ -563,7 +574,10 @@ fn log_outcome(username: &str, outcome: &Outcome, leaving: Option<&str>) {
             "{username} joined {group} as member {member} (view {view})"
         ),
         Outcome::Left => {
-            let group = leaving.unwrap_or("a group");
+            let group = match about {
+                About::Leave(group) => group.as_str(),
+                _ => "a group",
+            };
             info!(target: TRACKER_TARGET, user = %username, group = %group, "{username} left {group}")
         }
         Outcome::Refused { code, message } => info!(
@@ -580,6 +594,29 @@ fn log_outcome(username: &str, outcome: &Outcome, leaving: Option<&str>) {
             failures,
             "request of {username} refused: {message} (wrong password {failures} of this connection)"
         ),
+        Outcome::Suspected { removed } => {
+            let About::Suspect(group, member) = about else {
+                return;
+            };
+            if *removed {
+                warn!(
+                    target: TRACKER_TARGET,
+                    user = %username,
+                    group = %group,
+                    member = member.0,
+                    reason = Departure::Suspected.as_str(),
+                    "member {member} removed from {group}: reported silent on the data plane by enough members (last report by {username})"
+                );
+            } else {
+                info!(
+                    target: TRACKER_TARGET,
+                    user = %username,
+                    group = %group,
+                    member = member.0,
+                    "{username} reports member {member} of {group} silent"
+                );
+            }
+        }
         Outcome::Bye | Outcome::Answered => {}
     }
 }

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -30,6 +31,10 @@ pub(crate) enum Outcome {
         view: ViewId,
     },
     Left,
+    /// A report of a silent member was counted; `removed` if it took the member out.
+    Suspected {
+        removed: bool,
+    },
     Bye,
     Refused {
         code: ErrorCode,
@@ -59,6 +64,7 @@ impl Outcome {
                 code: *code,
                 message: message.clone(),
             },
+            Reply::Suspected { removed } => Outcome::Suspected { removed: *removed },
             Reply::Groups { .. } | Reply::Members(_) | Reply::Stats(_) => Outcome::Answered,
         }
     }
@@ -125,7 +131,7 @@ impl Hub {
     pub(crate) fn request(&self, client: ClientId, id: u64, request: Request) -> Outcome {
         let mut inner = self.lock();
         let failures_before = inner.store.wrong_passwords(client);
-        let (reply, pushes) = inner.store.handle(client, request);
+        let (reply, pushes) = inner.store.handle(Instant::now(), client, request);
         let failures = inner.store.wrong_passwords(client);
         let mut outcome = Outcome::of(&reply);
         let bytes = outbox::encode(&ServerFrame::Reply { id, reply }).or_else(|| {

@@ -12,6 +12,8 @@
 use crate::protocol::tracker::{
     AccessPolicy, ClientId, Departure, Push, Refusal, Registry, RegistryLimits,
 };
+use std::time::Instant;
+
 use crate::protocol::wire::{Hello, Reply, Request, TrackerStats};
 
 /// The registry operations the tracker server needs. The server calls them with its lock
@@ -20,8 +22,9 @@ pub trait Store: Send {
     /// Accepts a client's hello, or refuses it (version, invalid or taken username).
     fn register(&mut self, hello: &Hello) -> Result<ClientId, Refusal>;
 
-    /// Answers one request with exactly one reply, and the views to push because of it.
-    fn handle(&mut self, client: ClientId, request: Request) -> (Reply, Vec<Push>);
+    /// Answers one request, made at `now`, with exactly one reply, and the views to push
+    /// because of it.
+    fn handle(&mut self, now: Instant, client: ClientId, request: Request) -> (Reply, Vec<Push>);
 
     /// Removes a client from every group; returns the views to push to the others.
     fn remove(&mut self, client: ClientId, why: Departure) -> Vec<Push>;
@@ -77,8 +80,8 @@ impl Store for MemoryStore {
         self.registry.register(hello)
     }
 
-    fn handle(&mut self, client: ClientId, request: Request) -> (Reply, Vec<Push>) {
-        self.registry.handle(client, request)
+    fn handle(&mut self, now: Instant, client: ClientId, request: Request) -> (Reply, Vec<Push>) {
+        self.registry.handle_at(now, client, request)
     }
 
     fn remove(&mut self, client: ClientId, why: Departure) -> Vec<Push> {

@@ -56,6 +56,9 @@ pub struct ClientConfig {
     pub faults: Option<FaultConfig>,
     /// How long to wait for the tracker to answer a request (or the first connection).
     pub request_timeout: Duration,
+    /// How long [`Client::leave`] waits for this client's messages in the group to be
+    /// stable (held by every member) before it leaves anyway (default 2 s).
+    pub leave_timeout: Duration,
     /// First and largest delay between reconnection attempts.
     pub reconnect_initial: Duration,
     pub reconnect_max: Duration,
@@ -70,6 +73,7 @@ impl ClientConfig {
             group: GroupConfig::default(),
             faults: None,
             request_timeout: Duration::from_secs(5),
+            leave_timeout: Duration::from_secs(2),
             reconnect_initial: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(5),
         }
@@ -316,6 +320,7 @@ impl Shared {
 pub struct Client {
     shared: Arc<Shared>,
     request_timeout: Duration,
+    leave_timeout: Duration,
     control: mpsc::UnboundedSender<control::Command>,
     data: Arc<DataPlane>,
     tasks: Arc<Mutex<Tasks>>,
@@ -342,6 +347,7 @@ impl Client {
         let socket = tokio::net::UdpSocket::bind(config.udp_bind).await?;
         let udp_addr = socket.local_addr()?;
         let request_timeout = config.request_timeout;
+        let leave_timeout = config.leave_timeout;
         let shared = Arc::new(Shared {
             username: config.username.clone(),
             udp_addr,
@@ -389,6 +395,7 @@ impl Client {
         Ok(Client {
             shared,
             request_timeout,
+            leave_timeout,
             control: control_tx,
             data: plane,
             tasks: Arc::new(Mutex::new(Tasks {
@@ -444,8 +451,22 @@ impl Client {
         }
     }
 
-    /// Leaves `group`.
+    /// Leaves `group`, after waiting until every message this client sent in it is stable
+    /// (every member has it), for at most `ClientConfig::leave_timeout`: a message sent
+    /// just before `leave` still reaches the others, unless they cannot get it in that time
+    /// (then the client leaves anyway, and the message may be lost; a warning is logged).
     pub async fn leave(&self, group: &str) -> Result<(), ClientError> {
+        if !self
+            .wait_stable(Some(group.to_string()), self.leave_timeout)
+            .await?
+        {
+            tracing::warn!(
+                target: "messenger::client",
+                group,
+                "leaving {group} before every member has this client's messages ({} ms passed)",
+                self.leave_timeout.as_millis()
+            );
+        }
         match self
             .request(Request::Leave {
                 group: group.to_string(),
@@ -466,9 +487,19 @@ impl Client {
     /// Waits until every message this client sent is stable (held by every member), or the
     /// timeout passes; returns whether everything was stable.
     pub async fn flush(&self, timeout: Duration) -> Result<bool, ClientError> {
+        self.wait_stable(None, timeout).await
+    }
+
+    /// Waits until this client's messages in `group` (every group when `None`) are stable,
+    /// or `timeout` passes; returns whether they are.
+    async fn wait_stable(
+        &self,
+        group: Option<String>,
+        timeout: Duration,
+    ) -> Result<bool, ClientError> {
         let (tx, rx) = oneshot::channel();
         self.data
-            .command(DataCommand::Flush { reply: tx })
+            .command(DataCommand::Flush { group, reply: tx })
             .map_err(|_| ClientError::Closed)?;
         match tokio::time::timeout(timeout, rx).await {
             Ok(r) => r.map_err(|_| ClientError::Closed).map(|()| true),

@@ -66,8 +66,10 @@ pub(crate) enum DataCommand {
     Leave {
         group: GroupId,
     },
-    /// Answer once every group's own messages are stable.
+    /// Answer once this client's own messages are stable: in `group` (by name), or in every
+    /// group when `None`. A group this client is not in is stable.
     Flush {
+        group: Option<String>,
         reply: oneshot::Sender<()>,
     },
     Shutdown,
@@ -98,7 +100,7 @@ struct Core {
     config: GroupConfig,
     groups: HashMap<GroupId, Joined>,
     by_name: HashMap<String, GroupId>,
-    flush_waiters: Vec<oneshot::Sender<()>>,
+    flush_waiters: Vec<(Option<String>, oneshot::Sender<()>)>,
     closed: bool,
 }
 
@@ -183,7 +185,7 @@ impl DataPlane {
                     core.by_name.remove(&*j.name);
                 }
             }
-            DataCommand::Flush { reply } => core.flush_waiters.push(reply),
+            DataCommand::Flush { group, reply } => core.flush_waiters.push((group, reply)),
             DataCommand::Shutdown => core.closed = true,
         }
         drop(core);
@@ -502,9 +504,22 @@ impl Core {
                 pass.writable = true;
             }
         }
-        if !self.flush_waiters.is_empty() && self.groups.values().all(|j| j.group.in_flight() == 0)
-        {
-            pass.flushed.append(&mut self.flush_waiters);
+        if !self.flush_waiters.is_empty() {
+            let stable = |group: &Joined| group.group.in_flight() == 0;
+            let (groups, by_name) = (&self.groups, &self.by_name);
+            let done = |name: &Option<String>| match name {
+                None => groups.values().all(stable),
+                Some(name) => by_name
+                    .get(name.as_str())
+                    .and_then(|id| groups.get(id))
+                    .is_none_or(stable),
+            };
+            let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.flush_waiters)
+                .into_iter()
+                .partition(|(name, _)| done(name));
+            self.flush_waiters = waiting;
+            pass.flushed
+                .extend(ready.into_iter().map(|(_, reply)| reply));
         }
     }
 }

@@ -115,7 +115,7 @@ impl Session {
 /// listens on. (Anyone may send a probe; only the tracker's is worth echoing, since a wrong
 /// cookie gets the hello refused.)
 fn from_tracker(from: SocketAddr, tracker: SocketAddr) -> bool {
-    tracker.ip().is_unspecified() || from.ip() == tracker.ip()
+    tracker.ip().is_unspecified() || from.ip().to_canonical() == tracker.ip().to_canonical()
 }
 
 async fn write_frame(stream: &mut TcpStream, frame: &ClientFrame) -> Result<(), ClientError> {

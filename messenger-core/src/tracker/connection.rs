@@ -8,7 +8,7 @@
 //! connection, and a reset can destroy the last frames (an error, `Bye`) before the client
 //! has read them.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,6 +45,22 @@ const LINGER_BYTES: usize = 1 << 20;
 const READ_CHUNK: usize = 16 * 1024;
 /// Time between two address probes to a client that has not proved its address yet.
 const PROBE_RESEND: Duration = Duration::from_millis(200);
+
+/// Where to send the probe for `addr` from a socket bound to `local`: an IPv6 socket (a
+/// tracker listening on `::`) reaches an IPv4 address through its IPv4-mapped form, and an
+/// IPv4 socket reaches an IPv4-mapped IPv6 address through the IPv4 address.
+fn probe_target(local: Option<SocketAddr>, addr: SocketAddr) -> SocketAddr {
+    match (local, addr) {
+        (Some(SocketAddr::V6(_)), SocketAddr::V4(v4)) => {
+            SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port())
+        }
+        (Some(SocketAddr::V4(_)), SocketAddr::V6(v6)) => match v6.ip().to_ipv4_mapped() {
+            Some(ip) => SocketAddr::new(IpAddr::V4(ip), v6.port()),
+            None => addr,
+        },
+        _ => addr,
+    }
+}
 
 /// Compares two cookies in time that does not depend on where they differ.
 fn cookies_match(given: &[u8; COOKIE_LEN], expected: &[u8; COOKIE_LEN]) -> bool {
@@ -326,6 +342,7 @@ impl Connection {
             )));
         }
         let probe = encode_address_probe(&cookie);
+        let to = probe_target(self.shared.probe_socket.local_addr().ok(), addr);
         let limit = self.shared.config.hello_timeout();
         let deadline = Instant::now() + limit;
         // The first tick is immediate: the first probe goes out at once.
@@ -341,7 +358,7 @@ impl Connection {
                             limit.as_millis()
                         )));
                     }
-                    if let Err(e) = self.shared.probe_socket.send_to(&probe, addr) {
+                    if let Err(e) = self.shared.probe_socket.send_to(&probe, to) {
                         tracing::debug!(target: TRACKER_TARGET, udp = %addr, error = %e, "address probe not sent");
                     }
                 }
@@ -624,6 +641,25 @@ fn log_outcome(username: &str, outcome: &Outcome, about: &About) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probes_reach_ipv4_clients_from_an_ipv6_socket_and_back() {
+        let v4: SocketAddr = "127.0.0.1:5000".parse().expect("v4");
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:5000".parse().expect("mapped");
+        let v6: SocketAddr = "[::1]:5000".parse().expect("v6");
+        let any6: SocketAddr = "[::]:0".parse().expect("any6");
+        let any4: SocketAddr = "0.0.0.0:0".parse().expect("any4");
+        assert_eq!(probe_target(Some(any6), v4), mapped);
+        assert_eq!(probe_target(Some(any4), mapped), v4);
+        assert_eq!(probe_target(Some(any4), v4), v4);
+        assert_eq!(probe_target(Some(any6), v6), v6);
+        assert_eq!(
+            probe_target(Some(any4), v6),
+            v6,
+            "not mapped: left as it is"
+        );
+        assert_eq!(probe_target(None, v4), v4);
+    }
 
     #[test]
     fn cookies_match_only_when_equal() {

@@ -37,11 +37,14 @@
 //! Frames are a 4-byte big-endian length and a postcard body
 //! ([`encode_control`](crate::protocol::wire::encode_control),
 //! [`FrameDecoder`](crate::protocol::wire::FrameDecoder)). The first frame must be a
-//! [`Hello`](crate::protocol::wire::Hello); the tracker answers
-//! [`ServerFrame::Welcome`](crate::protocol::wire::ServerFrame::Welcome), or
-//! [`ServerFrame::Error`](crate::protocol::wire::ServerFrame::Error) and closes the
+//! [`Hello`](crate::protocol::wire::Hello). The tracker then proves the hello's UDP address:
+//! it sends a probe datagram with a random cookie there (again every 200 ms) and waits for the
+//! cookie in [`ClientFrame::AddressProof`](crate::protocol::wire::ClientFrame::AddressProof).
+//! It answers [`ServerFrame::Welcome`](crate::protocol::wire::ServerFrame::Welcome) once the
+//! proof is right, or [`ServerFrame::Error`](crate::protocol::wire::ServerFrame::Error) (a
+//! refused hello; `AddressUnverified` for a wrong or missing proof) and closes the
 //! connection. A hello whose UDP address is unspecified (`0.0.0.0` or `::`) gets the IP
-//! address the TCP connection comes from.
+//! address the TCP connection comes from, and is proved like any other.
 //!
 //! A malformed or oversized frame, a request before the hello, a second hello, or no hello
 //! within `heartbeat_interval * (heartbeat_misses + 1)` (at least one second) is a protocol

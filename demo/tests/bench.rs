@@ -35,7 +35,12 @@ fn assert_lossless_and_ordered(r: &Value, what: &str) {
     assert_eq!(ours["delivered"], 3 * 2 * 300, "{what}");
     assert_eq!(ours["lost"], 0, "{what}");
     assert_eq!(ours["fifo_violations"], 0, "{what}");
-    assert_eq!(ours["same_total_order"], true, "{what}");
+    // Meaningful in total order only: FIFO members may interleave senders differently.
+    if r["order"] == "total" {
+        assert_eq!(ours["same_total_order"], true, "{what}");
+    } else {
+        assert!(ours["same_total_order"].is_null(), "{what}");
+    }
     assert!(ours["deliveries_per_sec"].as_f64().unwrap() > 0.0, "{what}");
     assert!(ours["stalled"].is_null(), "{what}");
 }

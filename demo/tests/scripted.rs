@@ -310,6 +310,11 @@ fn a_chat_hosts_a_tracker_when_none_answers() {
         out.last().map(String::as_str),
         Some("Messages sent = 0 / Messages received = 1 / Total messages = 1")
     );
+    // The hosted tracker went with the chat: nothing listens at its address any more.
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "the tracker still answers at {addr}"
+    );
 }
 
 /// `--host-tracker never` with no tracker: a clear message and a failure status.

@@ -20,7 +20,12 @@ fn main() {
     let messages: u64 = arg(2).unwrap_or(2_000);
     let loss: f64 = arg(3).unwrap_or(0.05);
     println!("members={members} messages/sender={messages} loss={loss} dup=0.05 reorder=on");
-    for order in [Order::Fifo, Order::Total] {
+    let only: Option<String> = arg(4);
+    let orders = [Order::Fifo, Order::Total].into_iter().filter(|o| {
+        only.as_deref()
+            .is_none_or(|w| w == format!("{o:?}").to_lowercase())
+    });
+    for order in orders {
         let mut config = SimConfig::new(42, members, order);
         config.messages = messages;
         config.send_gap = Duration::from_micros(5);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use messenger_core::protocol::wire::{
-    content_digest, Data, Datagram, Decided, Final, FlushDecision, FlushRelay, Frame, Header,
+    content_digest, Data, Datagram, Decided, Final, FlushDecision, FlushRelay, Frame, Header, Part,
     StreamDecision,
 };
 use messenger_core::protocol::{
@@ -229,6 +229,7 @@ fn relays_are_taken_for_what_the_decision_names_and_nothing_else() {
             first: SeqNo(1),
             decided,
         }],
+        part: Part::WHOLE,
     };
     let relay = |seq: u64, payload: Bytes| {
         Frame::FlushRelay(FlushRelay {
@@ -378,4 +379,55 @@ proptest::proptest! {
     fn no_counter_stops_the_group(counter in proptest::prelude::any::<u128>()) {
         assert_group_goes_on(counter);
     }
+}
+
+/// Six members leave at once, each with 600 messages that the two survivors hold without a
+/// final: each survivor's report (3,600 entries with content digests) and the decision are far
+/// larger than one datagram (65,507 bytes), so they travel in parts. A report that did not fit
+/// used to be dropped whole, and the round never ended.
+#[test]
+fn a_resolution_larger_than_a_datagram_travels_in_parts() {
+    let (a, b) = (MemberId(1), MemberId(2));
+    let mut net = Net::new(&[1, 2, 3, 4, 5, 6, 7, 8]);
+    let now = net.now;
+    for x in 3..=8u64 {
+        let mut out = Vec::new();
+        let g = net.groups.get_mut(&MemberId(x)).expect("x");
+        for k in 0..600u64 {
+            g.send(now, Bytes::from(format!("{x}:{k}")), 0)
+                .expect("room");
+        }
+        while let Some(t) = g.poll_transmit() {
+            out.push(t);
+        }
+        for t in out {
+            if let Some(to) = net.groups.get_mut(&t.member) {
+                if t.member == a || t.member == b {
+                    let _ = to.handle_datagram(now, addr(MemberId(x)), &t.bytes);
+                }
+            }
+        }
+    }
+    // They vanish before any proposal reaches them: no final exists anywhere.
+    for x in 3..=8u64 {
+        net.groups.remove(&MemberId(x));
+    }
+    net.install(&view(2, &[1, 2]));
+    net.settle(Duration::from_millis(300));
+    for id in [a, b] {
+        assert!(!net.groups[&id].is_paused(), "{id} still paused");
+    }
+    let from_departed = |id: MemberId| -> Vec<(MemberId, u64)> {
+        net.delivered
+            .get(&id)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|(o, _)| o.0 >= 3)
+            .collect()
+    };
+    assert_eq!(from_departed(a).len(), 3_600);
+    assert_eq!(from_departed(a), from_departed(b), "same order");
+    let largest = net.sent.iter().map(|(_, _, d)| d.len()).max().unwrap_or(0);
+    assert!(largest <= 65_507, "{largest}");
 }

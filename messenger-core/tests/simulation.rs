@@ -16,10 +16,12 @@ fn seeds(default: u64) -> Vec<u64> {
     if let Ok(one) = std::env::var("SIM_SEED") {
         return vec![one.parse().expect("SIM_SEED is a number")];
     }
-    let n = std::env::var("SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default);
+    let n = match std::env::var("SIM_SEEDS") {
+        Ok(s) => s
+            .parse()
+            .unwrap_or_else(|_| panic!("SIM_SEEDS={s:?} is not a number of seeds")),
+        Err(_) => default,
+    };
     (0..n).collect()
 }
 

@@ -16,9 +16,9 @@ use messenger_core::protocol::wire::{
     decode_address_probe, encode_address_probe, encode_control, Ack, ClientFrame, ContentDigest,
     Data, Datagram, DatagramBuilder, Decided, EntryState, ErrorCode, Final, FlushAck,
     FlushDecision, FlushFetch, FlushRelay, FlushReport, Frame, FrameDecoder, GroupInfo, Header,
-    Hello, MetricsReport, Nack, Order, Propose, Reply, ReportEntry, Request, ServerFrame, Status,
-    StreamAck, StreamDecision, StreamReport, TrackerStats, View, ViewDelta, ViewMember, WireError,
-    CONTROL_VERSION, COOKIE_LEN, MAGIC, MAX_CONTROL_FRAME, MAX_DATAGRAM, VERSION,
+    Hello, MetricsReport, Nack, Order, Part, Propose, Reply, ReportEntry, Request, ServerFrame,
+    Status, StreamAck, StreamDecision, StreamReport, TrackerStats, View, ViewDelta, ViewMember,
+    WireError, CONTROL_VERSION, COOKIE_LEN, MAGIC, MAX_CONTROL_FRAME, MAX_DATAGRAM, VERSION,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -201,6 +201,7 @@ fn flush_report() -> impl Strategy<Value = FlushReport> {
             joined,
             delivered_max,
             streams,
+            part: Part { index: 0, count: 1 },
         })
 }
 
@@ -241,8 +242,11 @@ fn stream_decision() -> impl Strategy<Value = StreamDecision> {
 }
 
 fn flush_decision() -> impl Strategy<Value = FlushDecision> {
-    (view_id(), vec(stream_decision(), 0..4))
-        .prop_map(|(round, streams)| FlushDecision { round, streams })
+    (view_id(), vec(stream_decision(), 0..4)).prop_map(|(round, streams)| FlushDecision {
+        round,
+        streams,
+        part: Part::WHOLE,
+    })
 }
 
 fn flush_ack() -> impl Strategy<Value = FlushAck> {
@@ -257,7 +261,7 @@ fn frame() -> impl Strategy<Value = Frame> {
         nack().prop_map(Frame::Nack),
         propose().prop_map(Frame::Propose),
         final_().prop_map(Frame::Final),
-        flush_report().prop_map(Frame::FlushReport),
+        flush_report().prop_map(|r| Frame::FlushReport(Box::new(r))),
         flush_fetch().prop_map(Frame::FlushFetch),
         flush_relay().prop_map(Frame::FlushRelay),
         flush_decision().prop_map(Frame::FlushDecision),

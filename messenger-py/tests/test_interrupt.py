@@ -94,4 +94,6 @@ def test_a_blocked_call_releases_the_gil(
             last = now
         assert result == [False]
         assert last - start >= 0.9
-        assert max(gaps) < 0.5, max(gaps)
+        # Counted, not timed: with the GIL held for the whole wait, the loop would run once or
+        # twice; released, it runs about a hundred times even on a busy machine.
+        assert len(gaps) >= 10, len(gaps)

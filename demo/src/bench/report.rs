@@ -195,7 +195,8 @@ pub fn print(
     println!(
         "  checks: fifo violations {}, same total order {}{}",
         ours.fifo_violations,
-        ours.same_order,
+        ours.same_order
+            .map_or_else(|| "n/a (fifo)".to_string(), |s| s.to_string()),
         ours.stalled
             .as_deref()
             .map(|s| format!(", stalled: {s}"))

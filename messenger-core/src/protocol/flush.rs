@@ -21,7 +21,10 @@ use std::collections::BTreeMap;
 
 use super::types::ViewId as View;
 use super::types::{MemberId, OrderKey, Priority, SeqNo, ViewId};
-use super::wire::{ContentDigest, Decided, EntryState, FlushDecision, FlushReport, StreamDecision};
+use super::wire::{
+    ContentDigest, Decided, EntryState, FlushDecision, FlushReport, Part, StreamDecision,
+    StreamReport,
+};
 
 /// Computes the coordinator's decision from every member's report of one round.
 pub fn decide(round: ViewId, reports: &[(MemberId, FlushReport)]) -> FlushDecision {
@@ -36,7 +39,11 @@ pub fn decide(round: ViewId, reports: &[(MemberId, FlushReport)]) -> FlushDecisi
         .into_iter()
         .map(|origin| decide_stream(origin, reports))
         .collect();
-    FlushDecision { round, streams }
+    FlushDecision {
+        round,
+        streams,
+        part: Part::WHOLE,
+    }
 }
 
 /// What the reports say about one sequence number of one stream.
@@ -170,6 +177,190 @@ fn decide_stream(origin: MemberId, reports: &[(MemberId, FlushReport)]) -> Strea
     }
 }
 
+/// Most report entries or decided messages in one frame: a part stays far below the datagram
+/// limit (about 35 bytes an entry), however many departed members and messages a round has.
+pub const PART_ITEMS: usize = 256;
+/// Most parts a report or decision may have (bounds what a coordinator keeps per member).
+pub const MAX_PARTS: u32 = 256;
+
+/// Splits a report into parts of at most [`PART_ITEMS`] entries (a stream without entries
+/// counts as one, so that it is reported).
+pub fn split_report(report: &FlushReport) -> Vec<FlushReport> {
+    let mut parts: Vec<Vec<StreamReport>> = vec![Vec::new()];
+    let mut used = 0;
+    for stream in &report.streams {
+        let mut rest = &stream.entries[..];
+        loop {
+            if used == PART_ITEMS {
+                parts.push(Vec::new());
+                used = 0;
+            }
+            let take = rest.len().min(PART_ITEMS - used);
+            let (chunk, tail) = rest.split_at(take);
+            used += take.max(1);
+            if let Some(part) = parts.last_mut() {
+                part.push(StreamReport {
+                    entries: chunk.to_vec(),
+                    ..stream.clone()
+                });
+            }
+            rest = tail;
+            if rest.is_empty() {
+                break;
+            }
+        }
+    }
+    let count = parts.len() as u32;
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(index, streams)| FlushReport {
+            streams,
+            part: Part {
+                index: index as u32,
+                count,
+            },
+            ..report.clone()
+        })
+        .collect()
+}
+
+/// Joins the parts of one report (in any order); `None` when they do not form one.
+pub fn merge_report(mut parts: Vec<FlushReport>) -> Option<FlushReport> {
+    parts.sort_by_key(|p| p.part.index);
+    let first = parts.first()?.clone();
+    let mut streams: Vec<StreamReport> = Vec::new();
+    for part in parts {
+        if part.round != first.round
+            || part.joined != first.joined
+            || part.delivered_max != first.delivered_max
+        {
+            return None;
+        }
+        for stream in part.streams {
+            match streams.iter_mut().find(|s| s.origin == stream.origin) {
+                Some(s) => s.entries.extend(stream.entries),
+                None => streams.push(stream),
+            }
+        }
+    }
+    Some(FlushReport {
+        streams,
+        part: Part::WHOLE,
+        ..first
+    })
+}
+
+/// Splits a decision into parts of at most [`PART_ITEMS`] decided messages (a stream that
+/// decides nothing counts as one: it still closes the stream).
+pub fn split_decision(decision: &FlushDecision) -> Vec<FlushDecision> {
+    let mut parts: Vec<Vec<StreamDecision>> = vec![Vec::new()];
+    let mut used = 0;
+    for stream in &decision.streams {
+        let mut first = stream.first;
+        let mut rest = &stream.decided[..];
+        loop {
+            if used == PART_ITEMS {
+                parts.push(Vec::new());
+                used = 0;
+            }
+            let take = rest.len().min(PART_ITEMS - used);
+            let (chunk, tail) = rest.split_at(take);
+            used += take.max(1);
+            if let Some(part) = parts.last_mut() {
+                part.push(StreamDecision {
+                    origin: stream.origin,
+                    first,
+                    decided: chunk.to_vec(),
+                });
+            }
+            first = SeqNo(first.0.saturating_add(take as u64));
+            rest = tail;
+            if rest.is_empty() {
+                break;
+            }
+        }
+    }
+    let count = parts.len() as u32;
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(index, streams)| FlushDecision {
+            round: decision.round,
+            streams,
+            part: Part {
+                index: index as u32,
+                count,
+            },
+        })
+        .collect()
+}
+
+/// Joins the parts of one decision; `None` when a stream's pieces do not follow each other.
+pub fn merge_decision(mut parts: Vec<FlushDecision>) -> Option<FlushDecision> {
+    parts.sort_by_key(|p| p.part.index);
+    let round = parts.first()?.round;
+    let mut streams: Vec<StreamDecision> = Vec::new();
+    for part in parts {
+        if part.round != round {
+            return None;
+        }
+        for piece in part.streams {
+            match streams.iter_mut().find(|s| s.origin == piece.origin) {
+                Some(s) => {
+                    if decision_last(s).next() != piece.first {
+                        return None;
+                    }
+                    s.decided.extend(piece.decided);
+                }
+                None => streams.push(piece),
+            }
+        }
+    }
+    Some(FlushDecision {
+        round,
+        streams,
+        part: Part::WHOLE,
+    })
+}
+
+/// Collects the parts of one report or decision from one member.
+#[derive(Debug, Clone)]
+pub struct Parts<T> {
+    count: u32,
+    got: BTreeMap<u32, T>,
+}
+
+impl<T> Default for Parts<T> {
+    fn default() -> Self {
+        Parts {
+            count: 0,
+            got: BTreeMap::new(),
+        }
+    }
+}
+
+impl<T> Parts<T> {
+    /// Adds a part; returns every part once all have arrived. A part with another count
+    /// starts over (a sender's report is fixed within a round, so only a confused or hostile
+    /// sender changes it); counts above [`MAX_PARTS`] are refused.
+    pub fn add(&mut self, part: Part, item: T) -> Option<Vec<T>> {
+        if part.count == 0 || part.count > MAX_PARTS || part.index >= part.count {
+            return None;
+        }
+        if part.count != self.count {
+            self.count = part.count;
+            self.got.clear();
+        }
+        self.got.entry(part.index).or_insert(item);
+        if self.got.len() as u32 == self.count {
+            self.count = 0;
+            return Some(std::mem::take(&mut self.got).into_values().collect());
+        }
+        None
+    }
+}
+
 /// Last sequence number a decision delivers (`first - 1` when it delivers nothing).
 pub fn decision_last(d: &StreamDecision) -> SeqNo {
     SeqNo(
@@ -183,7 +374,7 @@ pub fn decision_last(d: &StreamDecision) -> SeqNo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::wire::{ReportEntry, StreamReport};
+    use crate::protocol::wire::ReportEntry;
 
     const X: MemberId = MemberId(9);
 
@@ -205,6 +396,7 @@ mod tests {
         entries: Vec<(u64, EntryState, bool)>,
     ) -> FlushReport {
         FlushReport {
+            part: Part::WHOLE,
             round: ViewId(5),
             joined: ViewId(1),
             delivered_max,
@@ -357,6 +549,72 @@ mod tests {
         bare.streams[0].entries[0].digest = None;
         let d = decide(ViewId(5), &[(MemberId(1), bare)]);
         assert!(d.streams[0].decided.is_empty());
+    }
+
+    #[test]
+    fn reports_and_decisions_split_into_parts_and_join_again_in_any_order() {
+        let mut r = report(None, 0, vec![]);
+        r.streams = (0..3u64)
+            .map(|o| StreamReport {
+                origin: MemberId(10 + o),
+                delivered: Some(SeqNo(o)),
+                closed: None,
+                entries: (1..=(300 * o))
+                    .map(|seq| ReportEntry {
+                        seq: SeqNo(seq),
+                        state: EntryState::Proposed(prio(seq, 1)),
+                        content: Some(ViewId(1)),
+                        digest: Some(ContentDigest([1; 16])),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let mut parts = split_report(&r);
+        assert_eq!(
+            parts.len(),
+            4,
+            "900 entries and one empty stream, 256 a part"
+        );
+        parts.reverse();
+        let mut collect = Parts::default();
+        let mut whole = None;
+        for p in parts {
+            whole = collect.add(p.part, p);
+        }
+        assert!(merge_report(whole.expect("complete")) == Some(r.clone()));
+
+        let d = decide(ViewId(5), &[(MemberId(1), r)]);
+        let parts = split_decision(&d);
+        assert!(parts.len() > 1);
+        assert!(merge_decision(parts.clone()) == Some(d));
+        // Pieces that do not follow each other are refused.
+        let mut gap = parts;
+        let last = gap.len() - 1;
+        let piece = gap[last].streams.first_mut().expect("a piece");
+        piece.first = piece.first.next();
+        assert!(merge_decision(gap).is_none());
+    }
+
+    #[test]
+    fn parts_with_impossible_numbers_are_refused() {
+        let mut collect: Parts<u8> = Parts::default();
+        assert_eq!(collect.add(Part { index: 0, count: 0 }, 1), None);
+        assert_eq!(collect.add(Part { index: 3, count: 2 }, 1), None);
+        assert_eq!(
+            collect.add(
+                Part {
+                    index: 0,
+                    count: MAX_PARTS + 1
+                },
+                1
+            ),
+            None
+        );
+        assert_eq!(collect.add(Part { index: 1, count: 2 }, 2), None);
+        assert_eq!(
+            collect.add(Part { index: 0, count: 2 }, 1),
+            Some(vec![1, 2])
+        );
     }
 
     #[test]

@@ -19,14 +19,16 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::fifo::{Accept, FifoStream};
-use super::flush::{decide, decision_last};
+use super::flush::{
+    decide, decision_last, merge_decision, merge_report, split_decision, split_report, Parts,
+};
 use super::isis::{Counters, HoldBack, Proposals, Queued};
 use super::reliable::{NackPacer, RttEstimator, SendBuffer, Sent};
 use super::types::{GroupId, MemberId, OrderKey, Priority, SeqNo, ViewId};
 use super::wire::{
     self, Ack, Data, DatagramBuilder, Decided, EntryState, Final, FlushAck, FlushDecision,
-    FlushFetch, FlushRelay, FlushReport, Frame, Header, Nack, Order, Propose, ReportEntry, Status,
-    StreamAck, StreamDecision, StreamReport, View, WireError,
+    FlushFetch, FlushRelay, FlushReport, Frame, Header, Nack, Order, Part, Propose, ReportEntry,
+    Status, StreamAck, StreamDecision, StreamReport, View, WireError,
 };
 
 /// Limits and timers of one group. One struct configures everything.
@@ -310,8 +312,12 @@ struct Flush {
     /// The decision being applied (member) or announced (coordinator).
     decision: Option<FlushDecision>,
     last_sent: Option<Instant>,
+    /// Member only: the parts of the decision received so far.
+    decision_parts: Parts<FlushDecision>,
     // Coordinator only.
     reports: BTreeMap<MemberId, FlushReport>,
+    /// Reports still arriving in parts.
+    report_parts: BTreeMap<MemberId, Parts<FlushReport>>,
     /// Content of the decided messages, kept to relay to members that lack it (the
     /// coordinator may deliver its own copies before they ask).
     relay: BTreeMap<(MemberId, SeqNo), Msg>,
@@ -570,7 +576,7 @@ impl Group {
             Frame::Nack(nack) => self.on_nack(from, nack),
             Frame::Propose(p) => self.on_propose(now, from, p),
             Frame::Final(f) => self.on_final(now, from, f),
-            Frame::FlushReport(r) => self.on_flush_report(now, from, r),
+            Frame::FlushReport(r) => self.on_flush_report(now, from, *r),
             Frame::FlushFetch(f) => self.on_flush_fetch(from, f),
             Frame::FlushRelay(r) => self.on_flush_relay(now, r),
             Frame::FlushDecision(d) => self.on_flush_decision(now, from, d),
@@ -1151,17 +1157,21 @@ impl Group {
         let mut own = false;
         while let Some((key, queued)) = self.holdback.pop_deliverable() {
             self.delivered_max = Some(key);
-            if key.origin == self.me {
+            let stream = if key.origin == self.me {
                 self.own_delivered = self.own_delivered.max(key.seq);
                 own = true;
+                None
             } else if let Some(peer) = self.peers.get_mut(&key.origin) {
                 // The sender's window counts from what we delivered: tell it soon.
                 peer.ack_due = true;
                 if self.ack_deadline.is_none() {
                     self.ack_deadline = Some(now + self.config.ack_delay);
                 }
-            }
-            if let Some(stream) = self.stream_mut(key.origin) {
+                Some(&mut peer.stream)
+            } else {
+                self.departed.get_mut(&key.origin)
+            };
+            if let Some(stream) = stream {
                 stream.delivered = stream.delivered.max(key.seq);
                 stream.note_final_known(key.seq);
                 stream.retained.push_back((key.seq, key.priority));
@@ -1173,13 +1183,6 @@ impl Group {
         }
         if own {
             self.release_stable();
-        }
-    }
-
-    fn stream_mut(&mut self, origin: MemberId) -> Option<&mut Stream> {
-        match self.peers.get_mut(&origin) {
-            Some(p) => Some(&mut p.stream),
-            None => self.departed.get_mut(&origin),
         }
     }
 
@@ -1298,7 +1301,9 @@ impl Group {
             applied: false,
             decision: None,
             last_sent: None,
+            decision_parts: Parts::default(),
             reports: BTreeMap::new(),
+            report_parts: BTreeMap::new(),
             relay: BTreeMap::new(),
             acked: BTreeSet::new(),
         });
@@ -1310,11 +1315,11 @@ impl Group {
             // The coordinator's report asks everyone else to report too.
             let others: Vec<MemberId> = self.peers.keys().copied().collect();
             for to in others {
-                self.queue(to, &Frame::FlushReport(report.clone()));
+                self.queue_call(to, &report);
             }
             self.try_decide(now);
         } else {
-            self.queue(coordinator, &Frame::FlushReport(report));
+            self.queue_report(coordinator, &report);
         }
         if let Some(f) = self.flush.as_mut() {
             f.last_sent = Some(now);
@@ -1386,6 +1391,7 @@ impl Group {
             joined: self.joined,
             delivered_max: self.delivered_max,
             streams,
+            part: Part::WHOLE,
         }
     }
 
@@ -1400,7 +1406,7 @@ impl Group {
         {
             // The round is over: the member missed the decision, or the report is a late copy.
             let decision = decision.clone();
-            self.queue(from, &Frame::FlushDecision(decision));
+            self.queue_decision(from, &decision);
             return;
         }
         if self.flush.as_ref().is_none_or(|f| f.round != report.round) {
@@ -1419,12 +1425,25 @@ impl Group {
         if let Some(decision) = flush.decision.clone() {
             if flush.applied {
                 // The member missed the decision.
-                self.queue(from, &Frame::FlushDecision(decision));
+                self.queue_decision(from, &decision);
             }
             return;
         }
-        flush.reports.entry(from).or_insert(report);
-        self.try_decide(now);
+        if flush.reports.contains_key(&from) {
+            return;
+        }
+        let parts = flush.report_parts.entry(from).or_default();
+        let Some(parts) = parts.add(report.part, report) else {
+            return;
+        };
+        flush.report_parts.remove(&from);
+        match merge_report(parts) {
+            Some(report) => {
+                flush.reports.insert(from, report);
+                self.try_decide(now);
+            }
+            None => self.stats.invalid_frames += 1,
+        }
     }
 
     /// Coordinator: decides once every member reported, after gathering the content of every
@@ -1461,7 +1480,7 @@ impl Group {
             }
             let others: Vec<MemberId> = self.peers.keys().copied().collect();
             for to in others {
-                self.queue(to, &Frame::FlushDecision(decision.clone()));
+                self.queue_decision(to, &decision);
             }
             self.apply_decision(now, &decision);
             return;
@@ -1669,7 +1688,18 @@ impl Group {
             );
             return;
         }
-        flush.decision = Some(decision);
+        if flush.decision.is_none() {
+            let Some(parts) = flush.decision_parts.add(decision.part, decision) else {
+                return;
+            };
+            match merge_decision(parts) {
+                Some(whole) => flush.decision = Some(whole),
+                None => {
+                    self.stats.invalid_frames += 1;
+                    return;
+                }
+            }
+        }
         self.progress_flush(now);
     }
 
@@ -1905,7 +1935,7 @@ impl Group {
                         .copied()
                         .collect();
                     for to in waiting {
-                        self.queue(to, &Frame::FlushDecision(decision.clone()));
+                        self.queue_decision(to, &decision);
                     }
                 }
                 (Some(_), false) => self.try_decide(now),
@@ -1921,7 +1951,7 @@ impl Group {
                         .copied()
                         .collect();
                     for to in waiting {
-                        self.queue(to, &Frame::FlushReport(report.clone()));
+                        self.queue_call(to, &report);
                     }
                 }
             }
@@ -1932,7 +1962,7 @@ impl Group {
                 self.fetch_from_coordinator(now, missing);
             } else {
                 let report = self.build_report(round);
-                self.queue(coordinator, &Frame::FlushReport(report));
+                self.queue_report(coordinator, &report);
             }
         }
     }
@@ -1963,6 +1993,26 @@ impl Group {
             acks,
         });
         self.queue(to, &status);
+    }
+
+    /// Queues a report in as many parts as it takes.
+    fn queue_report(&mut self, to: MemberId, report: &FlushReport) {
+        for part in split_report(report) {
+            self.queue(to, &Frame::FlushReport(Box::new(part)));
+        }
+    }
+
+    /// The coordinator's call to report: the first part of its own report is enough.
+    fn queue_call(&mut self, to: MemberId, report: &FlushReport) {
+        if let Some(part) = split_report(report).into_iter().next() {
+            self.queue(to, &Frame::FlushReport(Box::new(part)));
+        }
+    }
+
+    fn queue_decision(&mut self, to: MemberId, decision: &FlushDecision) {
+        for part in split_decision(decision) {
+            self.queue(to, &Frame::FlushDecision(part));
+        }
     }
 
     fn queue_ack(&mut self, to: MemberId) {

@@ -94,8 +94,9 @@ pub enum Frame {
     Propose(Propose),
     /// ISIS: the agreed priority of the header sender's message `seq`.
     Final(Final),
-    /// Failure resolution: a survivor's report to the coordinator.
-    FlushReport(FlushReport),
+    /// Failure resolution: a survivor's report to the coordinator (boxed: rare and large, it
+    /// would otherwise make every frame of the data path larger).
+    FlushReport(Box<FlushReport>),
     /// Failure resolution: please relay the content of these messages of a departed member.
     FlushFetch(FlushFetch),
     /// Failure resolution: the content of one message of a departed member.
@@ -231,6 +232,21 @@ pub struct FlushReport {
     /// Highest order key this survivor has delivered in the group.
     pub delivered_max: Option<OrderKey>,
     pub streams: Vec<StreamReport>,
+    /// Which part of the whole report this frame carries (a report with many entries is sent
+    /// in parts, each fitting a datagram; a stream's entries may span parts).
+    pub part: Part,
+}
+
+/// Which part of a report or decision a frame carries, counting from 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Part {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Part {
+    /// All of it in one frame.
+    pub const WHOLE: Part = Part { index: 0, count: 1 };
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -272,6 +288,9 @@ pub struct Decided {
 pub struct FlushDecision {
     pub round: ViewId,
     pub streams: Vec<StreamDecision>,
+    /// Which part of the whole decision this frame carries (a stream's decided messages may
+    /// span parts; every part names its first sequence number).
+    pub part: Part,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -347,7 +366,7 @@ enum FrameIn<'a> {
     Nack(Nack),
     Propose(Propose),
     Final(Final),
-    FlushReport(FlushReport),
+    FlushReport(Box<FlushReport>),
     FlushFetch(FlushFetch),
     FlushRelay(#[serde(borrow)] FlushRelayIn<'a>),
     FlushDecision(FlushDecision),

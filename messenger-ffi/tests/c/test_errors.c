@@ -142,7 +142,7 @@ static void config_errors(const char *addr) {
   CHECK_OK(messenger_client_config_new(addr, "two words", &config));
   CHECK_FAILS(messenger_client_new(config, &client), MESSENGER_INVALID_NAME, "two words");
   CHECK_OK(messenger_client_config_new(addr, "", &config));
-  CHECK_FAILS(messenger_client_new(config, &client), MESSENGER_INVALID_NAME, "");
+  CHECK_FAILS(messenger_client_new(config, &client), MESSENGER_INVALID_NAME, "empty");
   messenger_client *first = connect_as(addr, "dup");
   CHECK_OK(messenger_client_config_new(addr, "dup", &config));
   CHECK_FAILS(messenger_client_new(config, &client), MESSENGER_USERNAME_TAKEN, "dup");

@@ -1477,6 +1477,41 @@ async fn implausible_metrics_are_logged_as_rejected() {
     let _ = std::fs::remove_file(&log);
 }
 
+#[tokio::test]
+async fn metrics_whose_counts_go_down_are_logged_as_rejected() {
+    let log = temp_file("decreasing");
+    let tracker = start(TrackerConfig {
+        log_json: Some(log.clone()),
+        ..TrackerConfig::default().with_heartbeat(Duration::from_millis(20), 50)
+    })
+    .await;
+    let addr = tracker.local_addr();
+    let mut watcher = TestClient::hello(addr, "watcher").await;
+    watcher.join("g", Order::Fifo).await;
+    let mut liar = TestClient::hello(addr, "liar").await;
+    liar.join("g", Order::Fifo).await;
+    let report = |sent| MetricsReport {
+        sent,
+        received: 10,
+        elapsed_micros: 5_000_000,
+        ..MetricsReport::default()
+    };
+    // Heartbeat answers carry 100 messages sent, then 5: each report alone is plausible.
+    *liar.metrics.lock().expect("metrics") = report(100);
+    liar.answered_heartbeats(2).await;
+    *liar.metrics.lock().expect("metrics") = report(5);
+    liar.answered_heartbeats(4).await;
+    liar.quit(report(5)).await;
+    watcher.view_of("g", 3).await;
+    let lines = read_json_lines(&log);
+    tracker.shutdown().await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["user"], "liar");
+    let why = lines[0]["rejected"].as_str().expect("rejected");
+    assert!(why.contains("went down"), "{why}");
+    let _ = std::fs::remove_file(&log);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Address verification (docs/SECURITY.md, "Address verification")
 // ---------------------------------------------------------------------------------------------

@@ -119,3 +119,164 @@ async fn a_limit_reaches_the_application_as_a_typed_error() {
     a.quit().await.expect("quit");
     t.shutdown().await;
 }
+
+/// A fake tracker that sends a view change the client cannot apply (it starts from a view the
+/// client does not hold): the client asks for the full view and goes on from it.
+#[tokio::test]
+async fn a_change_the_client_cannot_apply_makes_it_ask_for_the_full_view() {
+    use messenger_core::protocol::wire::{
+        encode_address_probe, encode_control, ClientFrame, FrameDecoder, Reply, Request,
+        ServerFrame, View, ViewDelta, ViewMember,
+    };
+    use messenger_core::protocol::{GroupId, MemberId, ViewId};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+    struct Fake {
+        stream: TcpStream,
+        decoder: FrameDecoder,
+    }
+    impl Fake {
+        async fn next(&mut self) -> ClientFrame {
+            let mut buf = [0u8; 4096];
+            loop {
+                if let Some(frame) = self.decoder.next_frame::<ClientFrame>().expect("valid") {
+                    return frame;
+                }
+                let n = tokio::time::timeout(WAIT, self.stream.read(&mut buf))
+                    .await
+                    .expect("a frame in time")
+                    .expect("read");
+                assert!(n > 0, "the client hung up");
+                self.decoder.extend(&buf[..n]);
+            }
+        }
+        /// The next request, skipping heartbeat answers.
+        async fn request(&mut self) -> (u64, Request) {
+            loop {
+                match self.next().await {
+                    ClientFrame::Request { id, request } => return (id, request),
+                    ClientFrame::HeartbeatAck { .. } => {}
+                    other => panic!("expected a request, got {other:?}"),
+                }
+            }
+        }
+        async fn send(&mut self, frame: &ServerFrame) {
+            let bytes = encode_control(frame).expect("encode");
+            self.stream.write_all(&bytes).await.expect("write");
+        }
+    }
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let tracker_addr = listener.local_addr().expect("addr");
+    let probe = UdpSocket::bind("127.0.0.1:0").await.expect("udp");
+    let bob_udp = UdpSocket::bind("127.0.0.1:0").await.expect("udp");
+    let log = Log::new();
+    let connecting = Client::connect(ClientConfig::new(tracker_addr, "alice"), log.handler());
+    let serving = async {
+        let (stream, _) = listener.accept().await.expect("accept");
+        let mut fake = Fake {
+            stream,
+            decoder: FrameDecoder::new(),
+        };
+        let ClientFrame::Hello(hello) = fake.next().await else {
+            panic!("expected a hello");
+        };
+        let cookie = [42u8; 16];
+        probe
+            .send_to(&encode_address_probe(&cookie), hello.udp_addr)
+            .await
+            .expect("probe");
+        assert_eq!(fake.next().await, ClientFrame::AddressProof { cookie });
+        fake.send(&ServerFrame::Welcome {
+            client: 1,
+            heartbeat_interval_ms: 60_000,
+        })
+        .await;
+        (fake, hello.udp_addr)
+    };
+    let (client, (mut fake, alice_udp)) = tokio::join!(connecting, serving);
+    let client = client.expect("connects");
+
+    let alice = ViewMember {
+        id: MemberId(1),
+        name: "alice".into(),
+        addr: alice_udp,
+        joined: ViewId(1),
+    };
+    let bob = ViewMember {
+        id: MemberId(2),
+        name: "bob".into(),
+        addr: bob_udp.local_addr().expect("addr"),
+        joined: ViewId(6),
+    };
+    let view = |id: u64, members: Vec<ViewMember>| View {
+        group: GroupId(7),
+        name: "g".into(),
+        order: Order::Fifo,
+        id: ViewId(id),
+        members,
+    };
+    let joining = client.join("g", Order::Fifo, None);
+    let answering = async {
+        let (id, request) = fake.request().await;
+        assert!(matches!(request, Request::Join { .. }), "{request:?}");
+        let v1 = view(1, vec![alice.clone()]);
+        fake.send(&ServerFrame::Reply {
+            id,
+            reply: Reply::Joined {
+                member: MemberId(1),
+                view: v1.clone(),
+            },
+        })
+        .await;
+        fake.send(&ServerFrame::ViewChange(v1)).await;
+    };
+    let (joined, ()) = tokio::join!(joining, answering);
+    joined.expect("joined");
+
+    // A change from view 5, which the client never had.
+    fake.send(&ServerFrame::ViewDelta(ViewDelta {
+        group: GroupId(7),
+        from_view: ViewId(5),
+        view: ViewId(6),
+        added: vec![bob.clone()],
+        removed: vec![],
+    }))
+    .await;
+    let (id, request) = fake.request().await;
+    assert_eq!(request, Request::ListMembers { group: "g".into() });
+    let v6 = view(6, vec![alice.clone(), bob.clone()]);
+    fake.send(&ServerFrame::Reply {
+        id,
+        reply: Reply::Members(v6),
+    })
+    .await;
+    // Then an ordinary change from the view it now holds.
+    fake.send(&ServerFrame::ViewDelta(ViewDelta {
+        group: GroupId(7),
+        from_view: ViewId(6),
+        view: ViewId(7),
+        added: vec![],
+        removed: vec![MemberId(2)],
+    }))
+    .await;
+    log.wait_for("views 6 and 7", WAIT, |s| {
+        s.views.iter().any(|v| v.view_id == 7)
+    })
+    .await;
+    let views = log.with(|s| s.views.clone());
+    let summary: Vec<(u64, usize, Vec<String>, Vec<String>)> = views
+        .iter()
+        .map(|v| (v.view_id, v.members.len(), v.joined.clone(), v.left.clone()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (1, 1, vec!["alice".to_string()], vec![]),
+            (6, 2, vec!["bob".to_string()], vec![]),
+            (7, 1, vec![], vec!["bob".to_string()]),
+        ]
+    );
+    client.shutdown().await;
+}

@@ -166,6 +166,16 @@ enum messenger_result
    * The tracker speaks another version of the control protocol.
    */
   MESSENGER_VERSION_MISMATCH = 109,
+  /**
+   * A limit of the tracker was reached (connections, groups, incomplete frames, password
+   * attempts); the message names it.
+   */
+  MESSENGER_LIMIT_REACHED = 110,
+  /**
+   * The client did not prove that it receives datagrams at its UDP address (the tracker's
+   * probe did not come back in time, or came back wrong).
+   */
+  MESSENGER_ADDRESS_UNVERIFIED = 111,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -538,8 +548,8 @@ messenger_result messenger_client_join(const struct messenger_client *client,
                                        const char *password);
 
 /**
- * Leaves `group`. Messages this client sent that are not yet stable may be lost: call
- * `messenger_client_flush` first to avoid it.
+ * Leaves `group`, once the messages this client sent in it are stable (every member has
+ * them), waiting at most 2 seconds for that; past that, they may be lost.
  *
  * Fails with `MESSENGER_UNKNOWN_GROUP`, `MESSENGER_NOT_A_MEMBER`, `MESSENGER_CLOSED`.
  */

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use messenger_core::Order;
+use messenger_core::{Order, TrackerConfig};
 
 /// A group messenger: FIFO and total-order groups over UDP, coordinated by a tracker.
 #[derive(Debug, Parser)]
@@ -195,6 +195,54 @@ pub struct TrackerArgs {
     /// Also append each client's metrics, as one JSON line, to this file.
     #[arg(long, value_name = "FILE")]
     pub log_json: Option<PathBuf>,
+    /// Most connections at a time [default: 1024].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
+    /// Most connections at a time from one IP address [default: 32].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections_per_ip: Option<u64>,
+    /// Most bytes held in incomplete frames over all connections [default: 67108864].
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_partial_frame_bytes: Option<u64>,
+    /// Most groups at a time [default: 10000].
+    #[arg(long, value_name = "N")]
+    pub max_groups: Option<u64>,
+    /// Most existing groups created by one client [default: 64].
+    #[arg(long, value_name = "N")]
+    pub max_groups_per_client: Option<u64>,
+    /// Member limit of a group whose policy rule sets none [default: 256; at most 4096].
+    #[arg(long, value_name = "N")]
+    pub default_max_members: Option<u32>,
+    /// Wrong passwords after which a connection is closed [default: 10].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_password_failures: Option<u32>,
+}
+
+impl TrackerArgs {
+    /// `config` with the limits given on the command line.
+    pub fn apply_limits(&self, config: TrackerConfig) -> TrackerConfig {
+        let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        TrackerConfig {
+            max_connections: self.max_connections.map_or(config.max_connections, size),
+            max_connections_per_ip: self
+                .max_connections_per_ip
+                .map_or(config.max_connections_per_ip, size),
+            max_partial_frame_bytes: self
+                .max_partial_frame_bytes
+                .map_or(config.max_partial_frame_bytes, size),
+            max_groups: self.max_groups.map_or(config.max_groups, size),
+            max_groups_per_client: self
+                .max_groups_per_client
+                .map_or(config.max_groups_per_client, size),
+            default_max_members: self
+                .default_max_members
+                .unwrap_or(config.default_max_members),
+            max_password_failures: self
+                .max_password_failures
+                .unwrap_or(config.max_password_failures),
+            ..config
+        }
+    }
 }
 
 /// When `messenger chat` runs a tracker of its own.
@@ -266,6 +314,49 @@ mod tests {
         assert_eq!(args.host_tracker, HostTracker::Auto);
         assert_eq!(args.order, OrderArg::Fifo);
         assert_eq!(args.name, None);
+    }
+
+    #[test]
+    fn tracker_limits_come_from_flags_or_defaults() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["messenger", "tracker"];
+            argv.extend_from_slice(extra);
+            let Command::Tracker(args) = Cli::try_parse_from(argv).expect("parses").command else {
+                panic!("not tracker")
+            };
+            args.apply_limits(TrackerConfig::default())
+        };
+        let d = parse(&[]);
+        let defaults = TrackerConfig::default();
+        assert_eq!(d.max_connections, defaults.max_connections);
+        assert_eq!(d.default_max_members, 256);
+        let c = parse(&[
+            "--max-connections",
+            "5",
+            "--max-connections-per-ip",
+            "2",
+            "--max-partial-frame-bytes",
+            "4096",
+            "--max-groups",
+            "7",
+            "--max-groups-per-client",
+            "3",
+            "--default-max-members",
+            "9",
+            "--max-password-failures",
+            "4",
+        ]);
+        assert_eq!(
+            (
+                c.max_connections,
+                c.max_connections_per_ip,
+                c.max_partial_frame_bytes
+            ),
+            (5, 2, 4096)
+        );
+        assert_eq!((c.max_groups, c.max_groups_per_client), (7, 3));
+        assert_eq!((c.default_max_members, c.max_password_failures), (9, 4));
+        assert!(Cli::try_parse_from(["messenger", "tracker", "--max-connections", "0"]).is_err());
     }
 
     #[test]

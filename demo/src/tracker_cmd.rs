@@ -21,10 +21,10 @@ pub async fn run(args: TrackerArgs) -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 
-    let mut config = TrackerConfig::default().with_heartbeat(
+    let mut config = args.apply_limits(TrackerConfig::default().with_heartbeat(
         Duration::from_millis(args.heartbeat_interval),
         args.heartbeat_misses,
-    );
+    ));
     if let Some(path) = &args.policy {
         // The error names the file and says why; its source would repeat the why.
         config = config

@@ -13,12 +13,12 @@ use proptest::sample::Index;
 
 use messenger_core::protocol::types::{GroupId, MemberId, OrderKey, Priority, SeqNo, ViewId};
 use messenger_core::protocol::wire::{
-    encode_control, Ack, ClientFrame, ContentDigest, Data, Datagram, DatagramBuilder, Decided,
-    EntryState, ErrorCode, Final, FlushAck, FlushDecision, FlushFetch, FlushRelay, FlushReport,
-    Frame, FrameDecoder, GroupInfo, Header, Hello, MetricsReport, Nack, Order, Part, Propose,
-    Reply, ReportEntry, Request, ServerFrame, Status, StreamAck, StreamDecision, StreamReport,
-    TrackerStats, View, ViewMember, WireError, CONTROL_VERSION, MAGIC, MAX_CONTROL_FRAME,
-    MAX_DATAGRAM, VERSION,
+    decode_address_probe, encode_address_probe, encode_control, Ack, ClientFrame, ContentDigest,
+    Data, Datagram, DatagramBuilder, Decided, EntryState, ErrorCode, Final, FlushAck,
+    FlushDecision, FlushFetch, FlushRelay, FlushReport, Frame, FrameDecoder, GroupInfo, Header,
+    Hello, MetricsReport, Nack, Order, Part, Propose, Reply, ReportEntry, Request, ServerFrame,
+    Status, StreamAck, StreamDecision, StreamReport, TrackerStats, View, ViewDelta, ViewMember,
+    WireError, CONTROL_VERSION, COOKIE_LEN, MAGIC, MAX_CONTROL_FRAME, MAX_DATAGRAM, VERSION,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -356,6 +356,8 @@ fn tracker_stats() -> impl Strategy<Value = TrackerStats> {
                 errors,
                 clients_dropped: dropped,
                 bad_connections: bad,
+                refused_connections: bad / 2,
+                members_suspected: bad / 3,
             }
         },
     )
@@ -363,7 +365,7 @@ fn tracker_stats() -> impl Strategy<Value = TrackerStats> {
 
 fn request() -> impl Strategy<Value = Request> {
     prop_oneof![
-        Just(Request::ListGroups),
+        proptest::option::of("[a-z]{1,8}").prop_map(|after| Request::ListGroups { after }),
         text().prop_map(|group| Request::ListMembers { group }),
         (text(), order(), proptest::option::of(text())).prop_map(|(group, order, password)| {
             Request::Join {
@@ -375,6 +377,7 @@ fn request() -> impl Strategy<Value = Request> {
         text().prop_map(|group| Request::Leave { group }),
         metrics_report().prop_map(|metrics| Request::Quit { metrics }),
         Just(Request::Stats),
+        (text(), member()).prop_map(|(group, member)| Request::Suspect { group, member }),
     ]
 }
 
@@ -384,6 +387,7 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
         (num(), request()).prop_map(|(id, request)| ClientFrame::Request { id, request }),
         (num(), metrics_report())
             .prop_map(|(nonce, metrics)| ClientFrame::HeartbeatAck { nonce, metrics }),
+        any::<[u8; COOKIE_LEN]>().prop_map(|cookie| ClientFrame::AddressProof { cookie }),
     ]
 }
 
@@ -399,6 +403,8 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
         Just(ErrorCode::GroupFull),
         Just(ErrorCode::BadRequest),
         Just(ErrorCode::VersionMismatch),
+        Just(ErrorCode::LimitReached),
+        Just(ErrorCode::AddressUnverified),
     ]
 }
 
@@ -412,12 +418,14 @@ fn group_info() -> impl Strategy<Value = GroupInfo> {
 
 fn reply() -> impl Strategy<Value = Reply> {
     prop_oneof![
-        vec(group_info(), 0..4).prop_map(Reply::Groups),
+        (vec(group_info(), 0..4), any::<bool>())
+            .prop_map(|(groups, more)| Reply::Groups { groups, more }),
         view().prop_map(Reply::Members),
         (member(), view()).prop_map(|(member, view)| Reply::Joined { member, view }),
         tracker_stats().prop_map(Reply::Stats),
         Just(Reply::Left),
         Just(Reply::Bye),
+        any::<bool>().prop_map(|removed| Reply::Suspected { removed }),
         (error_code(), text()).prop_map(|(code, message)| Reply::Error { code, message }),
     ]
 }
@@ -430,6 +438,22 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
         }),
         (num(), reply()).prop_map(|(id, reply)| ServerFrame::Reply { id, reply }),
         view().prop_map(ServerFrame::ViewChange),
+        (
+            group_id(),
+            view_id(),
+            view_id(),
+            vec(view_member(), 0..3),
+            vec(member(), 0..3)
+        )
+            .prop_map(|(group, from_view, view, added, removed)| {
+                ServerFrame::ViewDelta(ViewDelta {
+                    group,
+                    from_view,
+                    view,
+                    added,
+                    removed,
+                })
+            }),
         num().prop_map(|nonce| ServerFrame::Heartbeat { nonce }),
         (error_code(), text()).prop_map(|(code, message)| ServerFrame::Error { code, message }),
     ]
@@ -890,4 +914,25 @@ fn incomplete_control_frame_waits_for_more_bytes() {
     }
     assert_eq!(decoder.next_frame::<ClientFrame>(), Ok(Some(frame)));
     assert_eq!(decoder.buffered(), 0);
+}
+
+#[test]
+fn address_probes_and_datagrams_are_told_apart() {
+    let cookie = [0xa5; COOKIE_LEN];
+    let probe = encode_address_probe(&cookie);
+    assert_eq!(&probe[..2], b"GP");
+    assert_eq!(decode_address_probe(&probe), Some(cookie));
+    // A probe is never a data-plane datagram, and no datagram is a probe.
+    assert_eq!(Datagram::decode(&probe), Err(WireError::BadMagic));
+    let mut data = probe;
+    data[..2].copy_from_slice(&MAGIC);
+    assert_eq!(decode_address_probe(&data), None);
+    // Wrong version or length: not a probe.
+    let mut other = probe;
+    other[2] = 2;
+    assert_eq!(decode_address_probe(&other), None);
+    assert_eq!(decode_address_probe(&probe[..probe.len() - 1]), None);
+    let mut longer = probe.to_vec();
+    longer.push(0);
+    assert_eq!(decode_address_probe(&longer), None);
 }

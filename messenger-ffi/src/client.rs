@@ -319,8 +319,8 @@ pub extern "C" fn messenger_client_join(
     }
 }
 
-/// Leaves `group`. Messages this client sent that are not yet stable may be lost: call
-/// `messenger_client_flush` first to avoid it.
+/// Leaves `group`, once the messages this client sent in it are stable (every member has
+/// them), waiting at most 2 seconds for that; past that, they may be lost.
 ///
 /// Fails with `MESSENGER_UNKNOWN_GROUP`, `MESSENGER_NOT_A_MEMBER`, `MESSENGER_CLOSED`.
 #[no_mangle]

@@ -63,13 +63,19 @@ pub enum messenger_result {
     MESSENGER_BAD_REQUEST = 108,
     /// The tracker speaks another version of the control protocol.
     MESSENGER_VERSION_MISMATCH = 109,
+    /// A limit of the tracker was reached (connections, groups, incomplete frames, password
+    /// attempts); the message names it.
+    MESSENGER_LIMIT_REACHED = 110,
+    /// The client did not prove that it receives datagrams at its UDP address (the tracker's
+    /// probe did not come back in time, or came back wrong).
+    MESSENGER_ADDRESS_UNVERIFIED = 111,
 }
 
 use messenger_result::*;
 
 impl messenger_result {
     /// Every value, for tests and for `messenger_result_name`.
-    pub(crate) const ALL: [messenger_result; 23] = [
+    pub(crate) const ALL: [messenger_result; 25] = [
         MESSENGER_OK,
         MESSENGER_NULL_ARGUMENT,
         MESSENGER_INVALID_ARGUMENT,
@@ -93,6 +99,8 @@ impl messenger_result {
         MESSENGER_GROUP_FULL,
         MESSENGER_BAD_REQUEST,
         MESSENGER_VERSION_MISMATCH,
+        MESSENGER_LIMIT_REACHED,
+        MESSENGER_ADDRESS_UNVERIFIED,
     ];
 
     /// The constant's name, NUL-terminated.
@@ -121,6 +129,8 @@ impl messenger_result {
             MESSENGER_GROUP_FULL => "MESSENGER_GROUP_FULL\0",
             MESSENGER_BAD_REQUEST => "MESSENGER_BAD_REQUEST\0",
             MESSENGER_VERSION_MISMATCH => "MESSENGER_VERSION_MISMATCH\0",
+            MESSENGER_LIMIT_REACHED => "MESSENGER_LIMIT_REACHED\0",
+            MESSENGER_ADDRESS_UNVERIFIED => "MESSENGER_ADDRESS_UNVERIFIED\0",
         }
     }
 }
@@ -166,6 +176,8 @@ pub(crate) fn result_for_code(code: ErrorCode) -> messenger_result {
         ErrorCode::GroupFull => MESSENGER_GROUP_FULL,
         ErrorCode::BadRequest => MESSENGER_BAD_REQUEST,
         ErrorCode::VersionMismatch => MESSENGER_VERSION_MISMATCH,
+        ErrorCode::LimitReached => MESSENGER_LIMIT_REACHED,
+        ErrorCode::AddressUnverified => MESSENGER_ADDRESS_UNVERIFIED,
     }
 }
 
@@ -264,6 +276,8 @@ mod tests {
             ErrorCode::GroupFull,
             ErrorCode::BadRequest,
             ErrorCode::VersionMismatch,
+            ErrorCode::LimitReached,
+            ErrorCode::AddressUnverified,
         ];
         let results: HashSet<u32> = codes.iter().map(|c| result_for_code(*c) as u32).collect();
         assert_eq!(results.len(), codes.len());

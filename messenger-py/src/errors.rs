@@ -68,6 +68,12 @@ create_exception!(
 );
 create_exception!(
     messenger,
+    LimitReached,
+    MessengerError,
+    "A limit of the tracker was reached (connections, groups, password attempts); the message names it."
+);
+create_exception!(
+    messenger,
     TrackerUnavailable,
     MessengerError,
     "The tracker cannot be reached or did not answer in time."
@@ -132,7 +138,10 @@ fn rejected(code: ErrorCode, message: String) -> PyErr {
         ErrorCode::AccessDenied => AccessDenied::new_err(message),
         ErrorCode::OrderMismatch => OrderMismatch::new_err(message),
         ErrorCode::GroupFull => GroupFull::new_err(message),
-        ErrorCode::BadRequest | ErrorCode::VersionMismatch => ProtocolError::new_err(message),
+        ErrorCode::LimitReached => LimitReached::new_err(message),
+        ErrorCode::BadRequest | ErrorCode::VersionMismatch | ErrorCode::AddressUnverified => {
+            ProtocolError::new_err(message)
+        }
     }
 }
 

@@ -49,8 +49,8 @@ mod _messenger {
     #[pymodule_export]
     use super::errors::{
         AccessDenied, AlreadyMember, ClosedError, ConfigError, GroupFull, InvalidName,
-        MessageTooLarge, MessengerError, NetworkError, NotAMember, OrderMismatch, ProtocolError,
-        TrackerUnavailable, UnknownGroup, UsernameTaken,
+        LimitReached, MessageTooLarge, MessengerError, NetworkError, NotAMember, OrderMismatch,
+        ProtocolError, TrackerUnavailable, UnknownGroup, UsernameTaken,
     };
     #[pymodule_export]
     use super::log_to_stderr;

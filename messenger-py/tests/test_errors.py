@@ -19,6 +19,7 @@ EXCEPTIONS = [
     messenger.AlreadyMember,
     messenger.OrderMismatch,
     messenger.GroupFull,
+    messenger.LimitReached,
     messenger.TrackerUnavailable,
     messenger.ClosedError,
     messenger.MessageTooLarge,

@@ -214,7 +214,7 @@ async fn run_threads(
 ) -> anyhow::Result<Ours> {
     let tracker = Tracker::spawn(
         SocketAddr::from(([127, 0, 0, 1], 0)),
-        TrackerConfig::default(),
+        bench_tracker_config(plan.members),
     )
     .await
     .context("starting the tracker")?;
@@ -345,5 +345,19 @@ fn aggregate(plan: &Plan, reports: &[MemberReport], cpu: &[Duration], phases_run
         peak_rss_kib_per_member: None,
         cpu_seconds_per_member: None,
         peak_rss_kib_process: 0,
+    }
+}
+
+/// The bench's own tracker: every member connects from 127.0.0.1, so the limit of connections
+/// per address must admit them all; the group must admit them all too.
+pub(crate) fn bench_tracker_config(members: usize) -> TrackerConfig {
+    let defaults = TrackerConfig::default();
+    TrackerConfig {
+        max_connections: defaults.max_connections.max(members + 8),
+        max_connections_per_ip: defaults.max_connections.max(members + 8),
+        default_max_members: u32::try_from(members)
+            .unwrap_or(u32::MAX)
+            .max(defaults.default_max_members),
+        ..defaults
     }
 }

@@ -24,7 +24,9 @@ use super::progress::Progress;
 use super::sys::{cpu_time, peak_rss_kib};
 use super::{Ours, Plan, STALL};
 use crate::cli::BenchArgs;
-use messenger_core::tracker::{Tracker, TrackerConfig};
+use messenger_core::tracker::Tracker;
+
+use super::bench_tracker_config;
 
 /// How long the members get to start, connect and see each other.
 const READY_WITHIN: Duration = Duration::from_secs(60);
@@ -37,7 +39,7 @@ type Event = (usize, Option<Value>);
 pub async fn run(args: &BenchArgs, plan: &Plan, progress: &Progress) -> anyhow::Result<Ours> {
     let tracker = Tracker::spawn(
         std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        TrackerConfig::default(),
+        bench_tracker_config(plan.members),
     )
     .await
     .context("starting the tracker")?;

@@ -14,10 +14,10 @@ use tokio::sync::{mpsc, oneshot};
 use super::{ClientConfig, ClientError, ClientEvent, Dispatch, GroupView, Shared};
 use crate::protocol::wire::{
     encode_control, ClientFrame, ErrorCode, FrameDecoder, Hello, Order, Reply, Request,
-    ServerFrame, View, CONTROL_VERSION,
+    ServerFrame, View, ViewDelta, CONTROL_VERSION,
 };
 use crate::protocol::{GroupId, MemberId};
-use crate::runtime::driver::{DataCommand, DataPlane};
+use crate::runtime::driver::{DataCommand, DataPlane, Probe, Reports};
 
 /// Where the answer to a request goes.
 pub(crate) type ReplyTo = oneshot::Sender<Result<Reply, ClientError>>;
@@ -36,16 +36,21 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// Connects, says hello, and waits for the welcome.
+    /// Connects, says hello, proves the UDP address (the tracker sends a probe datagram to
+    /// it, which the data task hands over in `probes`; its cookie goes back over TCP), and
+    /// waits for the welcome.
     pub(crate) async fn open(
         config: &ClientConfig,
         udp_addr: SocketAddr,
+        probes: &mut mpsc::Receiver<Probe>,
     ) -> Result<Session, ClientError> {
         let attempt = async {
             let mut stream = TcpStream::connect(config.tracker)
                 .await
                 .map_err(|e| ClientError::TrackerUnavailable(format!("{}: {e}", config.tracker)))?;
             stream.set_nodelay(true)?;
+            // Probes of an earlier attempt must not be taken for this one's.
+            while probes.try_recv().is_ok() {}
             let hello = ClientFrame::Hello(Hello {
                 version: CONTROL_VERSION,
                 username: config.username.clone(),
@@ -56,14 +61,28 @@ impl Session {
                 stream,
                 decoder: FrameDecoder::new(),
             };
-            match session.read_frame().await? {
-                ServerFrame::Welcome { .. } => Ok(session),
-                ServerFrame::Error { code, message } => {
-                    Err(ClientError::Rejected { code, message })
-                }
-                other => Err(ClientError::Protocol(format!(
-                    "expected a welcome, got {other:?}"
-                ))),
+            loop {
+                let frame = tokio::select! {
+                    frame = session.read_frame() => frame?,
+                    Some((from, cookie)) = probes.recv() => {
+                        if !from_tracker(from, config.tracker) {
+                            tracing::debug!(target: "messenger::client", %from, "address probe from elsewhere ignored");
+                            continue;
+                        }
+                        write_frame(&mut session.stream, &ClientFrame::AddressProof { cookie })
+                            .await?;
+                        continue;
+                    }
+                };
+                return match frame {
+                    ServerFrame::Welcome { .. } => Ok(session),
+                    ServerFrame::Error { code, message } => {
+                        Err(ClientError::Rejected { code, message })
+                    }
+                    other => Err(ClientError::Protocol(format!(
+                        "expected a welcome, got {other:?}"
+                    ))),
+                };
             }
         };
         tokio::time::timeout(config.request_timeout, attempt)
@@ -92,6 +111,13 @@ impl Session {
     }
 }
 
+/// Whether a probe comes from the tracker's host: probes leave from the address the tracker
+/// listens on. (Anyone may send a probe; only the tracker's is worth echoing, since a wrong
+/// cookie gets the hello refused.)
+fn from_tracker(from: SocketAddr, tracker: SocketAddr) -> bool {
+    tracker.ip().is_unspecified() || from.ip().to_canonical() == tracker.ip().to_canonical()
+}
+
 async fn write_frame(stream: &mut TcpStream, frame: &ClientFrame) -> Result<(), ClientError> {
     let bytes = encode_control(frame).map_err(|e| ClientError::Protocol(e.to_string()))?;
     stream.write_all(&bytes).await?;
@@ -112,6 +138,9 @@ struct Control {
     shared: Arc<Shared>,
     data: Arc<DataPlane>,
     dispatch: std::sync::mpsc::Sender<Dispatch>,
+    /// Address probes the data task received (for the hello of a reconnection) and peers it
+    /// found silent (to report to the tracker).
+    reports: Reports,
     next_id: u64,
     pending: HashMap<u64, (Request, Option<ReplyTo>)>,
     memberships: BTreeMap<String, Membership>,
@@ -130,12 +159,14 @@ pub(crate) async fn run(
     mut commands: mpsc::UnboundedReceiver<Command>,
     data: Arc<DataPlane>,
     dispatch: std::sync::mpsc::Sender<Dispatch>,
+    reports: Reports,
 ) {
     let mut control = Control {
         config,
         shared,
         data,
         dispatch,
+        reports,
         next_id: 1,
         pending: HashMap::new(),
         memberships: BTreeMap::new(),
@@ -219,6 +250,17 @@ impl Control {
                         }
                     }
                 },
+                Some((group, member)) = self.reports.suspects.recv() => {
+                    // Only for a group this client is still in (the report names its view's
+                    // member id; an old membership's reports mean nothing now).
+                    if !self.memberships.contains_key(&*group) {
+                        continue;
+                    }
+                    let request = Request::Suspect { group: group.to_string(), member };
+                    if let Err(e) = self.send_request(&mut session, request, None).await {
+                        return Served::Lost(e.to_string());
+                    }
+                }
             }
         }
     }
@@ -251,11 +293,25 @@ impl Control {
                     return Err(format!("reply to unknown request {id}"));
                 };
                 self.after_reply(&request, &reply);
-                if let Some(w) = waiter {
-                    let _ = w.send(Ok(reply));
+                match (waiter, reply) {
+                    (Some(w), reply) => {
+                        let _ = w.send(Ok(reply));
+                    }
+                    // The control task's own request for a view it could not follow.
+                    (None, Reply::Members(view)) => self.on_view(view),
+                    (None, Reply::Error { code, message }) => tracing::warn!(
+                        target: "messenger::client",
+                        ?code,
+                        "the tracker refused {request:?}: {message}"
+                    ),
+                    (None, _) => {}
                 }
             }
             ServerFrame::ViewChange(view) => self.on_view(view),
+            ServerFrame::ViewDelta(delta) => self
+                .on_delta(session, delta)
+                .await
+                .map_err(|e| e.to_string())?,
             ServerFrame::Heartbeat { nonce } => {
                 let metrics = self.shared.metrics_report();
                 write_frame(
@@ -314,6 +370,8 @@ impl Control {
                 )));
             }
             (Request::Leave { group }, Reply::Left) => {
+                // The view pushed to the leaver comes after this reply and changes nothing.
+                self.leaving.retain(|g| g != group);
                 if let Some(m) = self.memberships.remove(group) {
                     self.views.remove(&m.group);
                     let _ = self.data.command(DataCommand::Leave { group: m.group });
@@ -322,6 +380,44 @@ impl Control {
             (Request::Leave { group }, _) => self.leaving.retain(|g| g != group),
             _ => {}
         }
+    }
+
+    /// Applies a view change to the view this client holds. A change it cannot apply (it
+    /// does not hold the view the change starts from: a bug, or a tracker that lost track)
+    /// makes it ask for the group's full view.
+    async fn on_delta(
+        &mut self,
+        session: &mut Session,
+        delta: ViewDelta,
+    ) -> Result<(), ClientError> {
+        let held = self.views.get(&delta.group);
+        if let Some(view) = held.and_then(|v| delta.apply(v)) {
+            self.on_view(view);
+            return Ok(());
+        }
+        if held.is_some_and(|v| v.id >= delta.view) {
+            return Ok(()); // Already past it.
+        }
+        // Only groups this client is in have views to follow; a leaver's last change (after
+        // its `Left` reply) lands here too and needs nothing.
+        let Some(name) = self
+            .memberships
+            .iter()
+            .find(|(_, m)| m.group == delta.group)
+            .map(|(n, _)| n.clone())
+        else {
+            return Ok(());
+        };
+        tracing::warn!(
+            target: "messenger::client",
+            group = %name,
+            from_view = delta.from_view.0,
+            view = delta.view.0,
+            "cannot apply a view change to {name} (view {} is not held); asking for the full view",
+            delta.from_view
+        );
+        self.send_request(session, Request::ListMembers { group: name }, None)
+            .await
     }
 
     fn on_view(&mut self, view: View) {
@@ -385,7 +481,10 @@ impl Control {
                 }
             }
             delay = (delay * 2).min(self.config.reconnect_max);
-            match Session::open(&self.config, self.shared.udp_addr).await {
+            // Reports from before the loss name memberships that the re-join replaces.
+            while self.reports.suspects.try_recv().is_ok() {}
+            match Session::open(&self.config, self.shared.udp_addr, &mut self.reports.probes).await
+            {
                 Ok(mut session) => {
                     let rejoined = self.rejoin(&mut session).await;
                     match rejoined {

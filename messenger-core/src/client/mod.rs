@@ -56,6 +56,9 @@ pub struct ClientConfig {
     pub faults: Option<FaultConfig>,
     /// How long to wait for the tracker to answer a request (or the first connection).
     pub request_timeout: Duration,
+    /// How long [`Client::leave`] waits for this client's messages in the group to be
+    /// stable (held by every member) before it leaves anyway (default 2 s).
+    pub leave_timeout: Duration,
     /// First and largest delay between reconnection attempts.
     pub reconnect_initial: Duration,
     pub reconnect_max: Duration,
@@ -70,6 +73,7 @@ impl ClientConfig {
             group: GroupConfig::default(),
             faults: None,
             request_timeout: Duration::from_secs(5),
+            leave_timeout: Duration::from_secs(2),
             reconnect_initial: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(5),
         }
@@ -316,6 +320,7 @@ impl Shared {
 pub struct Client {
     shared: Arc<Shared>,
     request_timeout: Duration,
+    leave_timeout: Duration,
     control: mpsc::UnboundedSender<control::Command>,
     data: Arc<DataPlane>,
     tasks: Arc<Mutex<Tasks>>,
@@ -341,8 +346,8 @@ impl Client {
         };
         let socket = tokio::net::UdpSocket::bind(config.udp_bind).await?;
         let udp_addr = socket.local_addr()?;
-        let session = control::Session::open(&config, udp_addr).await?;
         let request_timeout = config.request_timeout;
+        let leave_timeout = config.leave_timeout;
         let shared = Arc::new(Shared {
             username: config.username.clone(),
             udp_addr,
@@ -354,7 +359,11 @@ impl Client {
             .name(format!("messenger-callbacks-{}", config.username))
             .spawn(move || run_dispatcher(handler, dispatch_rx))?;
 
-        let plane = Arc::new(DataPlane::new(config.group.clone()));
+        // The data task runs before the hello: it receives the tracker's address probe.
+        let (probe_tx, probes) = mpsc::channel(driver::PROBE_QUEUE);
+        let (suspect_tx, suspects) = mpsc::channel(driver::SUSPECT_QUEUE);
+        let mut reports = driver::Reports { probes, suspects };
+        let plane = Arc::new(DataPlane::new(config.group.clone(), probe_tx, suspect_tx));
         let data = tokio::spawn(driver::run(
             plane.clone(),
             socket,
@@ -362,6 +371,17 @@ impl Client {
             shared.clone(),
             dispatch_tx.clone(),
         ));
+        let session = match control::Session::open(&config, udp_addr, &mut reports.probes).await {
+            Ok(session) => session,
+            Err(e) => {
+                // Stops the data task; the dispatcher ends with the last sender.
+                let _ = plane.command(DataCommand::Shutdown);
+                let _ = data.await;
+                drop(dispatch_tx);
+                let _ = tokio::task::spawn_blocking(move || dispatcher.join()).await;
+                return Err(e);
+            }
+        };
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let control = tokio::spawn(control::run(
             config,
@@ -370,10 +390,12 @@ impl Client {
             control_rx,
             plane.clone(),
             dispatch_tx,
+            reports,
         ));
         Ok(Client {
             shared,
             request_timeout,
+            leave_timeout,
             control: control_tx,
             data: plane,
             tasks: Arc::new(Mutex::new(Tasks {
@@ -429,8 +451,22 @@ impl Client {
         }
     }
 
-    /// Leaves `group`.
+    /// Leaves `group`, after waiting until every message this client sent in it is stable
+    /// (every member has it), for at most `ClientConfig::leave_timeout`: a message sent
+    /// just before `leave` still reaches the others, unless they cannot get it in that time
+    /// (then the client leaves anyway, and the message may be lost; a warning is logged).
     pub async fn leave(&self, group: &str) -> Result<(), ClientError> {
+        if !self
+            .wait_stable(Some(group.to_string()), self.leave_timeout)
+            .await?
+        {
+            tracing::warn!(
+                target: "messenger::client",
+                group,
+                "leaving {group} before every member has this client's messages ({} ms passed)",
+                self.leave_timeout.as_millis()
+            );
+        }
         match self
             .request(Request::Leave {
                 group: group.to_string(),
@@ -451,9 +487,19 @@ impl Client {
     /// Waits until every message this client sent is stable (held by every member), or the
     /// timeout passes; returns whether everything was stable.
     pub async fn flush(&self, timeout: Duration) -> Result<bool, ClientError> {
+        self.wait_stable(None, timeout).await
+    }
+
+    /// Waits until this client's messages in `group` (every group when `None`) are stable,
+    /// or `timeout` passes; returns whether they are.
+    async fn wait_stable(
+        &self,
+        group: Option<String>,
+        timeout: Duration,
+    ) -> Result<bool, ClientError> {
         let (tx, rx) = oneshot::channel();
         self.data
-            .command(DataCommand::Flush { reply: tx })
+            .command(DataCommand::Flush { group, reply: tx })
             .map_err(|_| ClientError::Closed)?;
         match tokio::time::timeout(timeout, rx).await {
             Ok(r) => r.map_err(|_| ClientError::Closed).map(|()| true),
@@ -461,11 +507,24 @@ impl Client {
         }
     }
 
-    /// Every group on the tracker.
+    /// Every group on the tracker, in name order. The tracker answers in pages of at most
+    /// [`GROUPS_PAGE`](crate::protocol::wire::GROUPS_PAGE) groups; this fetches every page
+    /// (one request each), so a group created or deleted meanwhile may or may not be listed.
     pub async fn groups(&self) -> Result<Vec<GroupInfo>, ClientError> {
-        match self.request(Request::ListGroups).await? {
-            Reply::Groups(g) => Ok(g),
-            other => Err(unexpected(other)),
+        let mut all: Vec<GroupInfo> = Vec::new();
+        loop {
+            let after = all.last().map(|g| g.name.clone());
+            match self.request(Request::ListGroups { after }).await? {
+                Reply::Groups { groups, more } => {
+                    let progress = !groups.is_empty();
+                    all.extend(groups);
+                    // A page that lists nothing cannot advance the cursor.
+                    if !more || !progress {
+                        return Ok(all);
+                    }
+                }
+                other => return Err(unexpected(other)),
+            }
         }
     }
 

@@ -62,17 +62,52 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
+use std::ops::Bound;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
 use super::types::{GroupId, MemberId, ViewId};
 use super::wire::{
-    ErrorCode, GroupInfo, Hello, Order, Reply, Request, TrackerStats, View, ViewMember,
-    CONTROL_VERSION,
+    ErrorCode, GroupInfo, Hello, Order, Reply, Request, TrackerStats, View, ViewDelta, ViewMember,
+    CONTROL_VERSION, GROUPS_PAGE,
 };
 
 /// Longest username or group name, in characters.
 pub const MAX_NAME_CHARS: usize = 32;
+
+/// Most members any group may have, whatever its rule says: a full view of this many members
+/// (names of [`MAX_NAME_CHARS`] characters) still fits in one control frame.
+pub const MAX_MEMBERS: u32 = 4096;
+
+/// The limits a [`Registry`] enforces besides the access policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistryLimits {
+    /// Most groups at a time (default 10,000); a join that would create one more gets
+    /// [`ErrorCode::LimitReached`].
+    pub max_groups: usize,
+    /// Most groups that one client created and that still exist (default 64); a join that
+    /// would create one more gets [`ErrorCode::LimitReached`].
+    pub max_groups_per_client: usize,
+    /// The member limit of a group whose rule sets none (default 256); a rule's own
+    /// `max_members` replaces it. Either is capped at [`MAX_MEMBERS`].
+    pub default_max_members: u32,
+    /// How long a report that a member is silent ([`Request::Suspect`]) counts (default
+    /// 10 s); see [`Registry::handle_at`].
+    pub suspect_window: Duration,
+}
+
+impl Default for RegistryLimits {
+    fn default() -> Self {
+        RegistryLimits {
+            max_groups: 10_000,
+            max_groups_per_client: 64,
+            default_max_members: 256,
+            suspect_window: Duration::from_secs(10),
+        }
+    }
+}
 
 /// A client session, as numbered by the tracker (from 1, never reused while it runs).
 #[derive(
@@ -414,10 +449,17 @@ impl From<Refusal> for Reply {
 }
 
 /// A view to send to one client.
+///
+/// The pushes of one change share one `view` (and one `delta`), so a change costs one copy of
+/// the view however many members it goes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Push {
     pub to: ClientId,
-    pub view: View,
+    /// The new view in full.
+    pub view: Arc<View>,
+    /// The change from the previous view, when this client holds the previous view (it was
+    /// a member of it); `None` for the joiner, who gets the full view.
+    pub delta: Option<Arc<ViewDelta>>,
 }
 
 /// Why a client's session ended.
@@ -429,6 +471,9 @@ pub enum Departure {
     Disconnected,
     /// It missed its heartbeats.
     Dropped,
+    /// Enough members of a group reported it silent on the data plane (it leaves that group
+    /// only; its session goes on).
+    Suspected,
 }
 
 impl Departure {
@@ -438,6 +483,7 @@ impl Departure {
             Departure::Quit => "quit",
             Departure::Disconnected => "disconnected",
             Departure::Dropped => "dropped",
+            Departure::Suspected => "suspected",
         }
     }
 }
@@ -452,6 +498,10 @@ impl fmt::Display for Departure {
 struct ClientEntry {
     username: String,
     udp_addr: SocketAddr,
+    /// How many existing groups this client created.
+    created: usize,
+    /// Joins refused for a wrong password in this session.
+    wrong_passwords: u32,
     /// Names of the groups it is a member of.
     groups: BTreeSet<String>,
 }
@@ -465,10 +515,14 @@ struct Membership {
 #[derive(Debug, Clone)]
 struct GroupEntry {
     id: GroupId,
+    /// Who created it (counted against its limit while the group exists).
+    creator: ClientId,
     order: Order,
     view: ViewId,
     /// In the order they joined (so by growing member id).
     members: Vec<Membership>,
+    /// Reports that a member is silent: suspect, then who reported it and when.
+    suspicions: BTreeMap<MemberId, BTreeMap<ClientId, Instant>>,
 }
 
 impl GroupEntry {
@@ -492,6 +546,7 @@ impl GroupEntry {
 #[derive(Debug, Clone)]
 pub struct Registry {
     policy: AccessPolicy,
+    limits: RegistryLimits,
     clients: BTreeMap<ClientId, ClientEntry>,
     usernames: HashMap<String, ClientId>,
     groups: BTreeMap<String, GroupEntry>,
@@ -539,6 +594,7 @@ impl Registry {
     pub fn new(policy: AccessPolicy) -> Self {
         Registry {
             policy,
+            limits: RegistryLimits::default(),
             clients: BTreeMap::new(),
             usernames: HashMap::new(),
             groups: BTreeMap::new(),
@@ -562,10 +618,24 @@ impl Registry {
         }
     }
 
+    /// This registry enforcing `limits`.
+    pub fn with_limits(self, limits: RegistryLimits) -> Self {
+        Registry { limits, ..self }
+    }
+
     // --- getters -------------------------------------------------------------------------
 
     pub fn policy(&self) -> &AccessPolicy {
         &self.policy
+    }
+
+    pub fn limits(&self) -> &RegistryLimits {
+        &self.limits
+    }
+
+    /// How many joins of `client` were refused for a wrong password in its session.
+    pub fn wrong_passwords(&self, client: ClientId) -> u32 {
+        self.clients.get(&client).map_or(0, |c| c.wrong_passwords)
     }
 
     /// The username of a connected client.
@@ -645,6 +715,8 @@ impl Registry {
             ClientEntry {
                 username: name.clone(),
                 udp_addr: hello.udp_addr,
+                created: 0,
+                wrong_passwords: 0,
                 groups: BTreeSet::new(),
             },
         );
@@ -654,11 +726,44 @@ impl Registry {
     /// Answers one request of `client` with exactly one reply, and returns the views the
     /// request changed, to push. [`Request::Quit`] also removes the client (as
     /// [`Registry::remove`] with [`Departure::Quit`]).
+    ///
+    /// [`Request::Suspect`] depends on time: it needs [`Registry::handle_at`], and is refused
+    /// here.
     pub fn handle(&mut self, client: ClientId, request: Request) -> (Reply, Vec<Push>) {
+        self.handle_inner(None, client, request)
+    }
+
+    /// [`Registry::handle`] at time `now`, which every request may use.
+    ///
+    /// A [`Request::Suspect`] reports that `member` of `group` is silent on the data plane.
+    /// The reporter must be a member of the group, the suspect another member of it. Each
+    /// reporter counts once per suspect, and a report counts for
+    /// [`RegistryLimits::suspect_window`] after it was made (a new report renews it). When at
+    /// least half of the suspect's fellow members (rounded up, and at least one) have
+    /// reported it, the suspect is taken out of the group: a new view, pushed to the others
+    /// and to it, as for a leave ([`Reply::Suspected`] says whether this report did it).
+    pub fn handle_at(
+        &mut self,
+        now: Instant,
+        client: ClientId,
+        request: Request,
+    ) -> (Reply, Vec<Push>) {
+        self.handle_inner(Some(now), client, request)
+    }
+
+    fn handle_inner(
+        &mut self,
+        now: Option<Instant>,
+        client: ClientId,
+        request: Request,
+    ) -> (Reply, Vec<Push>) {
         self.stats.requests += 1;
         let result = if self.clients.contains_key(&client) {
             match request {
-                Request::ListGroups => Ok((Reply::Groups(self.list_groups()), Vec::new())),
+                Request::ListGroups { after } => {
+                    let (groups, more) = self.list_groups(after.as_deref());
+                    Ok((Reply::Groups { groups, more }, Vec::new()))
+                }
                 Request::ListMembers { group } => self
                     .list_members(&group)
                     .map(|view| (Reply::Members(view), Vec::new())),
@@ -670,6 +775,13 @@ impl Registry {
                 Request::Leave { group } => self.leave(client, &group),
                 Request::Quit { .. } => Ok((Reply::Bye, self.remove(client, Departure::Quit))),
                 Request::Stats => Ok((Reply::Stats(self.stats()), Vec::new())),
+                Request::Suspect { group, member } => match now {
+                    Some(now) => self.suspect(now, client, &group, member),
+                    None => Err(Refusal::new(
+                        ErrorCode::BadRequest,
+                        "a report of a silent member needs the time (Registry::handle_at)",
+                    )),
+                },
             }
         } else {
             Err(Refusal::new(
@@ -709,18 +821,32 @@ impl Registry {
         self.stats.bad_connections += 1;
     }
 
+    /// Counts a connection refused or closed for reaching one of the tracker's limits.
+    pub fn note_refused_connection(&mut self) {
+        self.stats.refused_connections += 1;
+    }
+
     // --- requests ------------------------------------------------------------------------
 
-    fn list_groups(&self) -> Vec<GroupInfo> {
-        // A BTreeMap iterates in name order.
-        self.groups
-            .iter()
+    /// One page of groups after `after`, in name order, and whether more follow.
+    fn list_groups(&self, after: Option<&str>) -> (Vec<GroupInfo>, bool) {
+        // A BTreeMap iterates in name order. The cursor need not be an existing group (it may
+        // have been deleted since the previous page), nor a valid name: it is only compared.
+        let start = match after {
+            Some(name) => Bound::Excluded(name),
+            None => Bound::Unbounded,
+        };
+        let mut page = self
+            .groups
+            .range::<str, _>((start, Bound::Unbounded))
             .map(|(name, g)| GroupInfo {
                 name: name.clone(),
                 order: g.order,
                 members: saturating_u32(g.members.len()),
-            })
-            .collect()
+            });
+        let groups: Vec<GroupInfo> = page.by_ref().take(GROUPS_PAGE).collect();
+        let more = page.next().is_some();
+        (groups, more)
     }
 
     fn list_members(&self, group: &str) -> Result<View, Refusal> {
@@ -765,15 +891,22 @@ impl Registry {
                     ))
                 }
                 Some(given) if !same_secret(given, expected) => {
+                    if let Some(c) = self.clients.get_mut(&client) {
+                        c.wrong_passwords = c.wrong_passwords.saturating_add(1);
+                    }
                     return Err(Refusal::new(
                         ErrorCode::AccessDenied,
                         format!("wrong password for {}", quoted(group)),
-                    ))
+                    ));
                 }
                 Some(_) => {}
             }
         }
-        let limit = rule.max_members;
+        let limit = rule
+            .max_members
+            .unwrap_or(self.limits.default_max_members)
+            .min(MAX_MEMBERS);
+        let existing = self.groups.get(group);
         match existing {
             Some(g) => {
                 if g.order != order {
@@ -787,7 +920,7 @@ impl Registry {
                         ),
                     ));
                 }
-                if limit.is_some_and(|max| g.members.len() >= max as usize) {
+                if g.members.len() >= limit as usize {
                     return Err(Refusal::new(
                         ErrorCode::GroupFull,
                         format!("{} is full ({} members)", quoted(group), g.members.len()),
@@ -804,11 +937,34 @@ impl Registry {
                         ),
                     ));
                 }
-                if limit == Some(0) {
+                if limit == 0 {
                     return Err(Refusal::new(
                         ErrorCode::GroupFull,
                         format!("{} admits no members", quoted(group)),
                     ));
+                }
+                if self.groups.len() >= self.limits.max_groups {
+                    return Err(Refusal::new(
+                        ErrorCode::LimitReached,
+                        format!(
+                            "cannot create {}: the tracker holds its limit of {} groups (max_groups)",
+                            quoted(group),
+                            self.limits.max_groups
+                        ),
+                    ));
+                }
+                let created = self.clients.get(&client).map_or(0, |c| c.created);
+                if created >= self.limits.max_groups_per_client {
+                    return Err(Refusal::new(
+                        ErrorCode::LimitReached,
+                        format!(
+                            "cannot create {}: {username} already created {created} groups, the limit per client (max_groups_per_client)",
+                            quoted(group)
+                        ),
+                    ));
+                }
+                if let Some(c) = self.clients.get_mut(&client) {
+                    c.created += 1;
                 }
                 let id = GroupId(self.next_group);
                 self.next_group += 1;
@@ -816,9 +972,11 @@ impl Registry {
                     group.to_owned(),
                     GroupEntry {
                         id,
+                        creator: client,
                         order,
                         view: ViewId(0),
                         members: Vec::new(),
+                        suspicions: BTreeMap::new(),
                     },
                 );
             }
@@ -829,25 +987,37 @@ impl Registry {
         let Some(g) = self.groups.get_mut(group) else {
             return Err(unknown_group(group));
         };
+        let from_view = g.view;
         g.view = ViewId(g.view.0 + 1);
+        let added = ViewMember {
+            id: member,
+            name: username,
+            addr: udp_addr,
+            joined: g.view,
+        };
         g.members.push(Membership {
             client,
-            member: ViewMember {
-                id: member,
-                name: username,
-                addr: udp_addr,
-                joined: g.view,
-            },
+            member: added.clone(),
         });
-        let view = g.view(group);
+        let view = Arc::new(g.view(group));
+        let delta = Arc::new(ViewDelta {
+            group: g.id,
+            from_view,
+            view: g.view,
+            added: vec![added],
+            removed: Vec::new(),
+        });
+        // The members before the joiner hold the previous view: they get the change only.
         let pushes: Vec<Push> = g
             .members
             .iter()
             .map(|m| Push {
                 to: m.client,
-                view: view.clone(),
+                view: Arc::clone(&view),
+                delta: (m.client != client).then(|| Arc::clone(&delta)),
             })
             .collect();
+        let view = View::clone(&view);
         if let Some(c) = self.clients.get_mut(&client) {
             c.groups.insert(group.to_owned());
         }
@@ -875,6 +1045,66 @@ impl Registry {
         Ok((Reply::Left, pushes))
     }
 
+    fn suspect(
+        &mut self,
+        now: Instant,
+        reporter: ClientId,
+        group: &str,
+        member: MemberId,
+    ) -> Result<(Reply, Vec<Push>), Refusal> {
+        check_group_name(group)?;
+        let window = self.limits.suspect_window;
+        let reporter_name = self.username(reporter).unwrap_or("this client").to_owned();
+        let Some(g) = self.groups.get_mut(group) else {
+            return Err(unknown_group(group));
+        };
+        let Some(reporter_pos) = g.position(reporter) else {
+            return Err(Refusal::new(
+                ErrorCode::NotAMember,
+                format!(
+                    "{reporter_name} is not a member of {}: only members report silent members",
+                    quoted(group)
+                ),
+            ));
+        };
+        if g.members[reporter_pos].member.id == member {
+            return Err(Refusal::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "{reporter_name} reported itself (member {member}) silent in {}",
+                    quoted(group)
+                ),
+            ));
+        }
+        let Some(suspect) = g.members.iter().find(|m| m.member.id == member) else {
+            return Err(Refusal::new(
+                ErrorCode::NotAMember,
+                format!("member {member} is not in {}", quoted(group)),
+            ));
+        };
+        let suspect_client = suspect.client;
+        // Reports expire; a reporter counts once (its latest report).
+        for reports in g.suspicions.values_mut() {
+            reports.retain(|_, at| now.saturating_duration_since(*at) < window);
+        }
+        g.suspicions.retain(|_, reports| !reports.is_empty());
+        let reports = g.suspicions.entry(member).or_default();
+        reports.insert(reporter, now);
+        let count = reports.len();
+        let others = g.members.len() - 1;
+        let needed = others.div_ceil(2).max(1);
+        if count < needed {
+            return Ok((Reply::Suspected { removed: false }, Vec::new()));
+        }
+        if let Some(c) = self.clients.get_mut(&suspect_client) {
+            c.groups.remove(group);
+        }
+        let mut pushes = Vec::new();
+        self.take_out(group, suspect_client, true, &mut pushes);
+        self.stats.members_suspected += 1;
+        Ok((Reply::Suspected { removed: true }, pushes))
+    }
+
     /// Takes `client` out of `group`: a new view, pushed to the remaining members (and to the
     /// client when `tell_leaver`); the group is deleted when nobody is left.
     fn take_out(&mut self, group: &str, client: ClientId, tell_leaver: bool, out: &mut Vec<Push>) {
@@ -884,20 +1114,40 @@ impl Registry {
         let Some(pos) = g.position(client) else {
             return;
         };
-        g.members.remove(pos);
+        let gone = g.members.remove(pos);
+        // Reports about the one who goes, and by it, are void.
+        g.suspicions.remove(&gone.member.id);
+        for reports in g.suspicions.values_mut() {
+            reports.remove(&client);
+        }
+        let from_view = g.view;
         g.view = ViewId(g.view.0 + 1);
-        let view = g.view(group);
+        let view = Arc::new(g.view(group));
+        // Everyone told held the previous view (the leaver too).
+        let delta = Arc::new(ViewDelta {
+            group: g.id,
+            from_view,
+            view: g.view,
+            added: Vec::new(),
+            removed: vec![gone.member.id],
+        });
+        let push = |to| Push {
+            to,
+            view: Arc::clone(&view),
+            delta: Some(Arc::clone(&delta)),
+        };
         let before = out.len();
-        out.extend(g.members.iter().map(|m| Push {
-            to: m.client,
-            view: view.clone(),
-        }));
+        out.extend(g.members.iter().map(|m| push(m.client)));
         if tell_leaver {
-            out.push(Push { to: client, view });
+            out.push(push(client));
         }
         self.stats.views_pushed += (out.len() - before) as u64;
         if g.members.is_empty() {
+            let creator = g.creator;
             self.groups.remove(group);
+            if let Some(c) = self.clients.get_mut(&creator) {
+                c.created = c.created.saturating_sub(1);
+            }
         }
     }
 }
@@ -1143,7 +1393,8 @@ mod tests {
             pushes,
             vec![Push {
                 to: a,
-                view: v1.clone()
+                view: Arc::new(v1.clone()),
+                delta: None,
             }]
         );
 
@@ -1158,7 +1409,7 @@ mod tests {
         assert_eq!(v2.member(ma).map(|m| m.joined), Some(ViewId(1)));
         let to: Vec<_> = pushes.iter().map(|p| p.to).collect();
         assert_eq!(to, [a, b]);
-        assert!(pushes.iter().all(|p| p.view == v2));
+        assert!(pushes.iter().all(|p| *p.view == v2));
 
         assert_eq!(
             r.handle(
@@ -1211,7 +1462,13 @@ mod tests {
         assert_eq!(pushes[0].to, a);
         assert!(pushes[0].view.members.is_empty());
         assert_eq!(r.view("g"), None);
-        assert_eq!(r.handle(a, Request::ListGroups).0, Reply::Groups(vec![]));
+        assert_eq!(
+            r.handle(a, Request::ListGroups { after: None }).0,
+            Reply::Groups {
+                groups: vec![],
+                more: false
+            }
+        );
 
         // Recreated with the other order: a new group id, view 1 again, a new member id.
         let (m2, v2) = joined(r.handle(a, join("g", Order::Total)).0);
@@ -1383,7 +1640,11 @@ mod tests {
             joined(r.handle(a, join(g, Order::Fifo)).0);
         }
         joined(r.handle(b, join("mid", Order::Fifo)).0);
-        let Reply::Groups(groups) = r.handle(b, Request::ListGroups).0 else {
+        let Reply::Groups {
+            groups,
+            more: false,
+        } = r.handle(b, Request::ListGroups { after: None }).0
+        else {
             panic!("expected Groups");
         };
         let names: Vec<_> = groups.iter().map(|g| g.name.as_str()).collect();
@@ -1430,7 +1691,7 @@ mod tests {
         assert_eq!(r.stats().clients_dropped, 0);
 
         // A request from a client that is gone is refused, not a panic.
-        let (reply, _) = r.handle(a, Request::ListGroups);
+        let (reply, _) = r.handle(a, Request::ListGroups { after: None });
         assert_eq!(code(&reply), Some(ErrorCode::BadRequest));
 
         let pushes = r.remove(b, Departure::Dropped);
@@ -1466,7 +1727,220 @@ mod tests {
                 errors: 1,
                 clients_dropped: 0,
                 bad_connections: 1,
+                refused_connections: 0,
+                members_suspected: 0,
             }
+        );
+    }
+
+    fn limited(limits: RegistryLimits) -> Registry {
+        Registry::default().with_limits(limits)
+    }
+
+    fn refusal(reply: Reply) -> (ErrorCode, String) {
+        match reply {
+            Reply::Error { code, message } => (code, message),
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn groups_are_limited_per_creator_and_in_all() {
+        let mut r = limited(RegistryLimits {
+            max_groups: 4,
+            max_groups_per_client: 2,
+            ..RegistryLimits::default()
+        });
+        let a = r.register(&hello("alice")).expect("alice");
+        let b = r.register(&hello("bob")).expect("bob");
+        let c = r.register(&hello("carol")).expect("carol");
+        joined(r.handle(a, join("a1", Order::Fifo)).0);
+        joined(r.handle(a, join("a2", Order::Fifo)).0);
+        let (code, message) = refusal(r.handle(a, join("a3", Order::Fifo)).0);
+        assert_eq!(code, ErrorCode::LimitReached);
+        assert!(message.contains("max_groups_per_client"), "{message}");
+        assert!(message.contains("a3"), "{message}");
+        assert_eq!(r.view("a3"), None, "nothing was created");
+        // Joining an existing group creates nothing: allowed at the limit.
+        joined(r.handle(b, join("b1", Order::Fifo)).0);
+        joined(r.handle(a, join("b1", Order::Fifo)).0);
+        joined(r.handle(b, join("b2", Order::Fifo)).0);
+        let (code, message) = refusal(r.handle(c, join("c1", Order::Fifo)).0);
+        assert_eq!(code, ErrorCode::LimitReached);
+        assert!(
+            message.contains("max_groups") && message.contains('4'),
+            "{message}"
+        );
+        assert_eq!(r.stats().groups, 4);
+        // A deleted group frees its place, in all and for its creator.
+        r.handle(a, leave("a1"));
+        joined(r.handle(c, join("c1", Order::Fifo)).0);
+        r.handle(c, leave("c1"));
+        joined(r.handle(a, join("a3", Order::Fifo)).0);
+    }
+
+    #[test]
+    fn the_default_member_limit_applies_when_the_rule_sets_none() {
+        let p = AccessPolicy::from_toml_str("[[group]]\nname = \"big\"\nmax_members = 3")
+            .expect("policy");
+        let mut r = Registry::new(p).with_limits(RegistryLimits {
+            default_max_members: 2,
+            ..RegistryLimits::default()
+        });
+        assert_eq!(RegistryLimits::default().default_max_members, 256);
+        let ids: Vec<_> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|n| r.register(&hello(n)).expect("client"))
+            .collect();
+        joined(r.handle(ids[0], join("small", Order::Fifo)).0);
+        joined(r.handle(ids[1], join("small", Order::Fifo)).0);
+        let (code, _) = refusal(r.handle(ids[2], join("small", Order::Fifo)).0);
+        assert_eq!(code, ErrorCode::GroupFull);
+        for &id in &ids[..3] {
+            joined(r.handle(id, join("big", Order::Fifo)).0);
+        }
+        let (code, _) = refusal(r.handle(ids[3], join("big", Order::Fifo)).0);
+        assert_eq!(code, ErrorCode::GroupFull);
+    }
+
+    #[test]
+    fn no_rule_raises_the_member_limit_past_the_hard_cap() {
+        let p = AccessPolicy::from_toml_str("[default]\nmax_members = 100000").expect("policy");
+        let mut r = Registry::new(p);
+        let first = r.register(&hello("u0")).expect("client");
+        let (_, view) = joined(r.handle(first, join("g", Order::Fifo)).0);
+        let group = view.group;
+        // Fill the group to the cap directly rather than through thousands of joins.
+        let g = r.groups.get_mut("g").expect("group");
+        for i in 1..MAX_MEMBERS {
+            g.members.push(Membership {
+                client: ClientId(1_000_000 + u64::from(i)),
+                member: ViewMember {
+                    id: MemberId(1_000_000 + u64::from(i)),
+                    name: format!("user-with-a-long-name-{i:010}"),
+                    addr: SocketAddr::from(([127, 0, 0, 1], 4000)),
+                    joined: ViewId(1),
+                },
+            });
+        }
+        let late = r.register(&hello("late")).expect("client");
+        let (code, _) = refusal(r.handle(late, join("g", Order::Fifo)).0);
+        assert_eq!(code, ErrorCode::GroupFull);
+        // The full view of a group at the cap still fits in one frame.
+        let Reply::Members(v) = r.handle(late, Request::ListMembers { group: "g".into() }).0 else {
+            panic!("members");
+        };
+        assert_eq!(v.group, group);
+        assert_eq!(v.members.len(), MAX_MEMBERS as usize);
+        let frame = crate::protocol::wire::ServerFrame::Reply {
+            id: 1,
+            reply: Reply::Members(v),
+        };
+        assert!(crate::protocol::wire::encode_control(&frame).is_ok());
+    }
+
+    #[test]
+    fn groups_are_listed_in_pages() {
+        let mut r = limited(RegistryLimits {
+            max_groups_per_client: 1_000,
+            ..RegistryLimits::default()
+        });
+        let a = r.register(&hello("alice")).expect("alice");
+        let total = 2 * GROUPS_PAGE + 10;
+        for i in 0..total {
+            joined(r.handle(a, join(&format!("g{i:04}"), Order::Fifo)).0);
+        }
+        let mut names = Vec::new();
+        let mut after = None;
+        let mut pages = 0;
+        loop {
+            let Reply::Groups { groups, more } = r.handle(a, Request::ListGroups { after }).0
+            else {
+                panic!("groups");
+            };
+            assert!(groups.len() <= GROUPS_PAGE);
+            pages += 1;
+            names.extend(groups.into_iter().map(|g| g.name));
+            if !more {
+                break;
+            }
+            after = names.last().cloned();
+        }
+        assert_eq!(pages, 3);
+        let expected: Vec<String> = (0..total).map(|i| format!("g{i:04}")).collect();
+        assert_eq!(names, expected);
+        // A cursor that names no group (deleted meanwhile) still works.
+        let Reply::Groups { groups, more } = r
+            .handle(
+                a,
+                Request::ListGroups {
+                    after: Some("g0519x".into()),
+                },
+            )
+            .0
+        else {
+            panic!("groups");
+        };
+        assert!(!more);
+        assert_eq!(groups.first().map(|g| g.name.as_str()), Some("g0520"));
+        assert_eq!(groups.len(), total - 520);
+    }
+
+    #[test]
+    fn members_of_the_previous_view_get_the_change_only() {
+        let mut r = Registry::default();
+        let ids: Vec<_> = ["a", "b", "c"]
+            .iter()
+            .map(|n| r.register(&hello(n)).expect("client"))
+            .collect();
+        let mut views = Vec::new();
+        for &id in &ids {
+            let (reply, pushes) = r.handle(id, join("g", Order::Total));
+            let (_, view) = joined(reply);
+            for p in &pushes {
+                assert_eq!(*p.view, view);
+                match &p.delta {
+                    None => assert_eq!(p.to, id, "only the joiner gets the full view"),
+                    Some(d) => {
+                        let previous: &View = views.last().expect("a previous view");
+                        assert_eq!(d.apply(previous).as_ref(), Some(&view));
+                        assert_eq!(d.added.len(), 1);
+                        assert!(d.removed.is_empty());
+                    }
+                }
+            }
+            views.push(view);
+        }
+        let (_, pushes) = r.handle(ids[1], leave("g"));
+        let last = views.last().expect("view");
+        assert_eq!(pushes.len(), 3);
+        for p in &pushes {
+            let d = p.delta.as_ref().expect("everyone held the previous view");
+            assert_eq!(d.apply(last).as_ref(), Some(&*p.view));
+            assert_eq!(d.removed.len(), 1);
+            // A change applies only to the view it starts from.
+            assert_eq!(d.apply(&views[0]), None);
+        }
+    }
+
+    #[test]
+    fn wrong_passwords_are_counted_per_client() {
+        let p = AccessPolicy::from_toml_str(EXAMPLE).expect("policy");
+        let mut r = Registry::new(p);
+        let a = r.register(&hello("alice")).expect("alice");
+        let b = r.register(&hello("bob")).expect("bob");
+        r.handle(a, join_with("ops", "guess"));
+        r.handle(a, join_with("ops", "guess2"));
+        // A missing password and a refusal by the allow-list are not guesses.
+        r.handle(b, join("ops", Order::Fifo));
+        r.handle(b, join("team-a", Order::Fifo));
+        assert_eq!(r.wrong_passwords(a), 2);
+        assert_eq!(r.wrong_passwords(b), 0);
+        joined(r.handle(a, join_with("ops", "s3cret")).0);
+        assert_eq!(
+            r.wrong_passwords(a),
+            2,
+            "a right password does not reset the count"
         );
     }
 

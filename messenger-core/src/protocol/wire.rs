@@ -35,7 +35,7 @@ pub const MAGIC: [u8; 2] = *b"GM";
 /// Version of the datagram format; a datagram with another version is rejected.
 pub const VERSION: u8 = 2;
 /// Version of the control protocol, carried in [`Hello`].
-pub const CONTROL_VERSION: u32 = 1;
+pub const CONTROL_VERSION: u32 = 2;
 /// Largest datagram that is ever produced or accepted (the UDP payload limit over IPv4).
 pub const MAX_DATAGRAM: usize = 65_507;
 /// Default size budget for bundling frames into one datagram (fits an Ethernet MTU).
@@ -605,7 +605,12 @@ pub struct MetricsReport {
 /// A request from a client; each gets exactly one [`Reply`] with the same id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
-    ListGroups,
+    /// One page of the groups, in name order: at most [`GROUPS_PAGE`] of them, starting after
+    /// the group named `after` (from the first when `None`). [`Reply::Groups`] says whether
+    /// more exist; the next page starts after the last name of this one.
+    ListGroups {
+        after: Option<String>,
+    },
     ListMembers {
         group: String,
     },
@@ -624,6 +629,13 @@ pub enum Request {
     },
     /// Tracker-wide counters.
     Stats,
+    /// Reports that `member` of `group` has been silent on the data plane (see
+    /// [`Event::Suspect`](crate::protocol::Event::Suspect)); the tracker removes it from the
+    /// group once enough of its members report it. Answered by [`Reply::Suspected`].
+    Suspect {
+        group: String,
+        member: MemberId,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -639,6 +651,41 @@ pub enum ClientFrame {
         nonce: u64,
         metrics: MetricsReport,
     },
+    /// The cookie of the address probe the tracker sent to the hello's UDP address (see
+    /// [`encode_address_probe`]): proof that this client receives datagrams there.
+    AddressProof {
+        cookie: [u8; COOKIE_LEN],
+    },
+}
+
+/// First two bytes of the tracker's address probe (distinct from the data plane's [`MAGIC`]).
+pub const PROBE_MAGIC: [u8; 2] = *b"GP";
+/// Version of the address probe format.
+pub const PROBE_VERSION: u8 = 1;
+/// Length of an address-proof cookie.
+pub const COOKIE_LEN: usize = 16;
+/// Length of an address probe datagram: magic, version, cookie.
+pub const PROBE_LEN: usize = 3 + COOKIE_LEN;
+
+/// The datagram the tracker sends to a client's claimed UDP address: `"GP"`, the version,
+/// and the cookie the client must send back over TCP in [`ClientFrame::AddressProof`].
+pub fn encode_address_probe(cookie: &[u8; COOKIE_LEN]) -> [u8; PROBE_LEN] {
+    let mut out = [0u8; PROBE_LEN];
+    out[..2].copy_from_slice(&PROBE_MAGIC);
+    out[2] = PROBE_VERSION;
+    out[3..].copy_from_slice(cookie);
+    out
+}
+
+/// The cookie of an address probe, or `None` if `bytes` is not one (any other datagram,
+/// including every data-plane datagram, whose magic differs).
+pub fn decode_address_probe(bytes: &[u8]) -> Option<[u8; COOKIE_LEN]> {
+    if bytes.len() != PROBE_LEN || bytes[..2] != PROBE_MAGIC || bytes[2] != PROBE_VERSION {
+        return None;
+    }
+    let mut cookie = [0u8; COOKIE_LEN];
+    cookie.copy_from_slice(&bytes[3..]);
+    Some(cookie)
 }
 
 /// Error codes of the control protocol.
@@ -657,6 +704,12 @@ pub enum ErrorCode {
     GroupFull,
     BadRequest,
     VersionMismatch,
+    /// A limit of the tracker was reached (connections, groups, partial frames, password
+    /// attempts); the message names the limit.
+    LimitReached,
+    /// The client did not prove that it receives datagrams at the UDP address of its hello
+    /// (no proof in time, or a wrong cookie); the message names the address.
+    AddressUnverified,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -679,11 +732,21 @@ pub struct TrackerStats {
     pub clients_dropped: u64,
     /// Connections closed for a malformed or oversized frame or a protocol violation.
     pub bad_connections: u64,
+    /// Connections refused or closed for reaching a limit: connections in all or per
+    /// address, bytes of partial frames, wrong passwords.
+    pub refused_connections: u64,
+    /// Members taken out of a group because enough of its members reported them silent.
+    pub members_suspected: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Reply {
-    Groups(Vec<GroupInfo>),
+    /// One page of groups (see [`Request::ListGroups`]); `more` when further groups follow
+    /// the last one listed.
+    Groups {
+        groups: Vec<GroupInfo>,
+        more: bool,
+    },
     Members(View),
     /// The joiner's member id in the group, and the view that added it.
     Joined {
@@ -693,6 +756,11 @@ pub enum Reply {
     Left,
     Bye,
     Stats(TrackerStats),
+    /// The report of a silent member was counted; `removed` when it was the one that made the
+    /// tracker take the member out of the group.
+    Suspected {
+        removed: bool,
+    },
     Error {
         code: ErrorCode,
         message: String,
@@ -711,8 +779,12 @@ pub enum ServerFrame {
         id: u64,
         reply: Reply,
     },
-    /// A group's new view, pushed to every member of it and to a member it removed.
+    /// A group's new view in full: pushed to a member that joins it (and whenever the tracker
+    /// cannot assume the client holds the previous view).
     ViewChange(View),
+    /// A group's new view as a change of the previous one, pushed to the members that held
+    /// the previous view (and to a member it removed): see [`ViewDelta::apply`].
+    ViewDelta(ViewDelta),
     Heartbeat {
         nonce: u64,
     },
@@ -723,6 +795,71 @@ pub enum ServerFrame {
         message: String,
     },
 }
+
+/// A view as the change from the view before it: what a member that holds view `from_view`
+/// of the group needs to compute view `view`. Members keep their order; added members come
+/// last, in the order they joined.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewDelta {
+    pub group: GroupId,
+    pub from_view: ViewId,
+    pub view: ViewId,
+    pub added: Vec<ViewMember>,
+    pub removed: Vec<MemberId>,
+}
+
+impl ViewDelta {
+    /// The change from `before` to `after` (two views of the same group).
+    pub fn between(before: &View, after: &View) -> ViewDelta {
+        ViewDelta {
+            group: after.group,
+            from_view: before.id,
+            view: after.id,
+            added: after
+                .members
+                .iter()
+                .filter(|m| !before.contains(m.id))
+                .cloned()
+                .collect(),
+            removed: before
+                .members
+                .iter()
+                .filter(|m| !after.contains(m.id))
+                .map(|m| m.id)
+                .collect(),
+        }
+    }
+
+    /// The view this change leads to from `previous`, or `None` when `previous` is not the
+    /// view it starts from (another group or another view id).
+    pub fn apply(&self, previous: &View) -> Option<View> {
+        if previous.group != self.group || previous.id != self.from_view {
+            return None;
+        }
+        let mut members: Vec<ViewMember> = previous
+            .members
+            .iter()
+            .filter(|m| !self.removed.contains(&m.id))
+            .cloned()
+            .collect();
+        members.extend(
+            self.added
+                .iter()
+                .filter(|m| !previous.contains(m.id))
+                .cloned(),
+        );
+        Some(View {
+            group: previous.group,
+            name: previous.name.clone(),
+            order: previous.order,
+            id: self.view,
+            members,
+        })
+    }
+}
+
+/// Most groups in one [`Reply::Groups`] page.
+pub const GROUPS_PAGE: usize = 256;
 
 /// Encodes one control frame with its 4-byte big-endian length prefix.
 pub fn encode_control<T: Serialize>(frame: &T) -> Result<Vec<u8>, WireError> {
@@ -738,6 +875,9 @@ pub fn encode_control<T: Serialize>(frame: &T) -> Result<Vec<u8>, WireError> {
     out[..4].copy_from_slice(&(body as u32).to_be_bytes());
     Ok(out)
 }
+
+/// Buffer capacity a [`FrameDecoder`] gives back once it holds no partial frame.
+const SHRINK_ABOVE: usize = 64 * 1024;
 
 /// Splits a TCP byte stream into control frames (sans-IO: feed bytes in, take frames out).
 #[derive(Debug, Default)]
@@ -785,6 +925,10 @@ impl FrameDecoder {
             Err(e) => Err(e.into()),
         };
         self.buf.drain(..4 + len);
+        // A large frame must not leave its buffer allocated for the rest of the connection.
+        if self.buf.is_empty() && self.buf.capacity() > SHRINK_ABOVE {
+            self.buf = Vec::new();
+        }
         result.map(Some)
     }
 }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use tokio::net::UdpSocket;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::faults::{FaultConfig, FaultInjector};
 use crate::client::{ClientError, ClientEvent, Dispatch, Message, Shared};
@@ -30,6 +30,27 @@ use crate::protocol::{Event, Group, GroupConfig, GroupId, MemberId, SendError};
 
 /// Most datagrams taken from the socket in one pass before they are processed.
 pub(crate) const RECV_BATCH: usize = 64;
+
+/// An address probe received on the client's UDP socket: who sent it, and its cookie.
+pub(crate) type Probe = (SocketAddr, [u8; wire::COOKIE_LEN]);
+
+/// How many address probes wait for the control task at most (the tracker sends a few; more
+/// are dropped).
+pub(crate) const PROBE_QUEUE: usize = 4;
+
+/// A peer silent on the data plane: the group's name and its member id.
+pub(crate) type Suspicion = (Arc<str>, MemberId);
+
+/// How many reports of silent peers wait for the control task at most (a group repeats its
+/// report every suspect timeout; more are dropped).
+pub(crate) const SUSPECT_QUEUE: usize = 64;
+
+/// What the data task passes to the control task: address probes and silent peers.
+#[derive(Debug)]
+pub(crate) struct Reports {
+    pub(crate) probes: mpsc::Receiver<Probe>,
+    pub(crate) suspects: mpsc::Receiver<Suspicion>,
+}
 
 /// Requests from the control task and the client handle to the data plane.
 #[derive(Debug)]
@@ -45,8 +66,10 @@ pub(crate) enum DataCommand {
     Leave {
         group: GroupId,
     },
-    /// Answer once every group's own messages are stable.
+    /// Answer once this client's own messages are stable: in `group` (by name), or in every
+    /// group when `None`. A group this client is not in is stable.
     Flush {
+        group: Option<String>,
         reply: oneshot::Sender<()>,
     },
     Shutdown,
@@ -61,6 +84,11 @@ pub(crate) struct Closed;
 #[derive(Debug)]
 pub(crate) struct DataPlane {
     core: Mutex<Core>,
+    /// Where address probes from the tracker go (to the control task, which proves the
+    /// address over TCP); they never reach a group.
+    probes: mpsc::Sender<Probe>,
+    /// Peers the groups found silent, for the control task to report to the tracker.
+    suspects: mpsc::Sender<Suspicion>,
     /// Wakes the data task: there is output to take or a command was applied.
     wake: Notify,
     /// Wakes senders waiting for room in a window (or for the group to go away).
@@ -72,7 +100,7 @@ struct Core {
     config: GroupConfig,
     groups: HashMap<GroupId, Joined>,
     by_name: HashMap<String, GroupId>,
-    flush_waiters: Vec<oneshot::Sender<()>>,
+    flush_waiters: Vec<(Option<String>, oneshot::Sender<()>)>,
     closed: bool,
 }
 
@@ -94,8 +122,14 @@ pub(crate) fn wall_micros() -> u64 {
 }
 
 impl DataPlane {
-    pub(crate) fn new(config: GroupConfig) -> Self {
+    pub(crate) fn new(
+        config: GroupConfig,
+        probes: mpsc::Sender<Probe>,
+        suspects: mpsc::Sender<Suspicion>,
+    ) -> Self {
         DataPlane {
+            probes,
+            suspects,
             core: Mutex::new(Core {
                 config,
                 groups: HashMap::new(),
@@ -151,7 +185,7 @@ impl DataPlane {
                     core.by_name.remove(&*j.name);
                 }
             }
-            DataCommand::Flush { reply } => core.flush_waiters.push(reply),
+            DataCommand::Flush { group, reply } => core.flush_waiters.push((group, reply)),
             DataCommand::Shutdown => core.closed = true,
         }
         drop(core);
@@ -221,6 +255,7 @@ struct Pass {
     dropped: u64,
     writable: bool,
     flushed: Vec<oneshot::Sender<()>>,
+    suspects: Vec<Suspicion>,
 }
 
 /// Datagrams received in one pass. Each is copied once, from the receive buffer into a large
@@ -311,6 +346,11 @@ pub(crate) async fn run(
             let mut core = plane.lock();
             let now = Instant::now();
             for (from, bytes) in received.datagrams.drain(..) {
+                if let Some(cookie) = wire::decode_address_probe(&bytes) {
+                    // For the control task; a full queue drops it (the tracker sends again).
+                    let _ = plane.probes.try_send((from, cookie));
+                    continue;
+                }
                 if !core.datagram(now, from, &bytes) {
                     pass.dropped += 1;
                 }
@@ -374,6 +414,13 @@ fn deliver(
     }
     for w in pass.flushed.drain(..) {
         let _ = w.send(());
+    }
+    // Fire and forget: the control task reports them; the data plane never waits for it.
+    for (group, member) in pass.suspects.drain(..) {
+        tracing::info!(target: "messenger::runtime", group = %group, member = member.0, "member {member} of {group} is silent on the data plane");
+        if plane.suspects.try_send((group, member)).is_err() {
+            tracing::debug!(target: "messenger::runtime", "report of a silent member dropped: queue full");
+        }
     }
 }
 
@@ -447,9 +494,7 @@ impl Core {
                     // The control task reports removals the application did not ask for.
                     Event::Removed => removed.push(id),
                     // Reported to the tracker by the control task (see `client/control.rs`).
-                    Event::Suspect { member } => {
-                        tracing::debug!(group = %j.name, %member, "peer silent on the data plane");
-                    }
+                    Event::Suspect { member } => pass.suspects.push((j.name.clone(), member)),
                 }
             }
         }
@@ -459,9 +504,22 @@ impl Core {
                 pass.writable = true;
             }
         }
-        if !self.flush_waiters.is_empty() && self.groups.values().all(|j| j.group.in_flight() == 0)
-        {
-            pass.flushed.append(&mut self.flush_waiters);
+        if !self.flush_waiters.is_empty() {
+            let stable = |group: &Joined| group.group.in_flight() == 0;
+            let (groups, by_name) = (&self.groups, &self.by_name);
+            let done = |name: &Option<String>| match name {
+                None => groups.values().all(stable),
+                Some(name) => by_name
+                    .get(name.as_str())
+                    .and_then(|id| groups.get(id))
+                    .is_none_or(stable),
+            };
+            let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.flush_waiters)
+                .into_iter()
+                .partition(|(name, _)| done(name));
+            self.flush_waiters = waiting;
+            pass.flushed
+                .extend(ready.into_iter().map(|(_, reply)| reply));
         }
     }
 }

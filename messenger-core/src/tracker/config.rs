@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::protocol::tracker::{AccessPolicy, PolicyError};
+use crate::protocol::tracker::{AccessPolicy, PolicyError, RegistryLimits};
 
 /// Configuration of a [`Tracker`](super::Tracker).
 #[derive(Debug, Clone)]
@@ -18,15 +18,62 @@ pub struct TrackerConfig {
     pub policy: AccessPolicy,
     /// When set, every metrics JSON line is also appended to this file.
     pub log_json: Option<PathBuf>,
+
+    // Limits (docs/SECURITY.md, "Tracker limits", lists them with the errors clients see).
+    /// Most connections at a time (default 1024); one more is refused with
+    /// [`ErrorCode::LimitReached`](crate::protocol::wire::ErrorCode::LimitReached).
+    pub max_connections: usize,
+    /// Most connections at a time from one IP address (default 32).
+    pub max_connections_per_ip: usize,
+    /// Most bytes held in incomplete frames, summed over every connection (default 64 MiB);
+    /// a connection whose partial frame would pass it is closed.
+    pub max_partial_frame_bytes: usize,
+    /// Most groups at a time (default 10,000).
+    pub max_groups: usize,
+    /// Most existing groups created by one client (default 64).
+    pub max_groups_per_client: usize,
+    /// Member limit of a group whose policy rule sets none (default 256; a rule's
+    /// `max_members` replaces it; either is capped at
+    /// [`MAX_MEMBERS`](crate::protocol::tracker::MAX_MEMBERS)).
+    pub default_max_members: u32,
+    /// Delay before the reply to the first wrong password of a connection (default 100 ms);
+    /// it doubles with each further wrong password, up to `password_delay_max`.
+    pub password_delay: Duration,
+    /// Longest delay before the reply to a wrong password (default 5 s).
+    pub password_delay_max: Duration,
+    /// Wrong passwords after which the connection is closed (default 10; at least 1 is used).
+    pub max_password_failures: u32,
+    /// Self-reported throughput above this (messages per second) is logged as rejected
+    /// instead of as given (default 10,000,000).
+    pub max_plausible_rate: f64,
+    /// Self-reported latencies above this are logged as rejected (default 1 hour).
+    pub max_plausible_latency: Duration,
+    /// How long a member's report that another member is silent on the data plane counts
+    /// (default 10 s). A member reported by at least half of the others (rounded up) within
+    /// this window is removed from the group.
+    pub suspect_window: Duration,
 }
 
 impl Default for TrackerConfig {
     fn default() -> Self {
+        let registry = RegistryLimits::default();
         TrackerConfig {
             heartbeat_interval: Duration::from_secs(1),
             heartbeat_misses: 3,
             policy: AccessPolicy::open(),
             log_json: None,
+            max_connections: 1024,
+            max_connections_per_ip: 32,
+            max_partial_frame_bytes: 64 << 20,
+            max_groups: registry.max_groups,
+            max_groups_per_client: registry.max_groups_per_client,
+            default_max_members: registry.default_max_members,
+            password_delay: Duration::from_millis(100),
+            password_delay_max: Duration::from_secs(5),
+            max_password_failures: 10,
+            max_plausible_rate: 1e7,
+            max_plausible_latency: Duration::from_secs(3600),
+            suspect_window: registry.suspect_window,
         }
     }
 }
@@ -97,6 +144,29 @@ impl TrackerConfig {
             .max(Duration::from_secs(1))
     }
 
+    /// The limits the registry enforces.
+    pub fn registry_limits(&self) -> RegistryLimits {
+        RegistryLimits {
+            max_groups: self.max_groups,
+            max_groups_per_client: self.max_groups_per_client,
+            default_max_members: self.default_max_members,
+            suspect_window: self.suspect_window,
+        }
+    }
+
+    /// Delay before answering the `failures`th wrong password of a connection (from 1):
+    /// `password_delay` doubled for each earlier failure, at most `password_delay_max`.
+    pub(crate) fn password_delay_for(&self, failures: u32) -> Duration {
+        let doublings = failures.saturating_sub(1).min(31);
+        self.password_delay
+            .saturating_mul(1u32 << doublings)
+            .min(self.password_delay_max)
+    }
+
+    pub(crate) fn password_failures(&self) -> u32 {
+        self.max_password_failures.max(1)
+    }
+
     pub(crate) fn heartbeat_interval_ms(&self) -> u64 {
         u64::try_from(self.heartbeat_period().as_millis())
             .unwrap_or(u64::MAX)
@@ -118,6 +188,20 @@ mod tests {
         let d = TrackerConfig::default();
         assert_eq!(d.hello_timeout(), Duration::from_secs(4));
         assert_eq!(d.heartbeat_interval_ms(), 1000);
+    }
+
+    #[test]
+    fn password_delays_double_up_to_the_cap() {
+        let c = TrackerConfig::default();
+        let ms = |n| c.password_delay_for(n).as_millis();
+        assert_eq!([ms(1), ms(2), ms(3), ms(4)], [100, 200, 400, 800]);
+        assert_eq!(ms(7), 5_000, "capped");
+        assert_eq!(ms(u32::MAX), 5_000, "no overflow");
+        let c = TrackerConfig {
+            max_password_failures: 0,
+            ..TrackerConfig::default()
+        };
+        assert_eq!(c.password_failures(), 1);
     }
 
     #[test]

@@ -8,13 +8,16 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use bytes::Bytes;
 
 use crate::protocol::tracker::{ClientId, Departure, Push, Refusal};
 use crate::protocol::types::{MemberId, ViewId};
-use crate::protocol::wire::{ErrorCode, Hello, Reply, Request, ServerFrame, TrackerStats, View};
+use crate::protocol::wire::{
+    ErrorCode, Hello, Reply, Request, ServerFrame, TrackerStats, View, ViewDelta,
+};
 
 use super::outbox::{self, Outbox};
 use super::store::Store;
@@ -28,10 +31,21 @@ pub(crate) enum Outcome {
         view: ViewId,
     },
     Left,
+    /// A report of a silent member was counted; `removed` if it took the member out.
+    Suspected {
+        removed: bool,
+    },
     Bye,
     Refused {
         code: ErrorCode,
         message: String,
+    },
+    /// A join refused for a wrong password, the `failures`th of the session. Its reply is
+    /// not queued: the connection sends it after a delay (see `TrackerConfig`).
+    WrongPassword {
+        message: String,
+        failures: u32,
+        reply: Option<Bytes>,
     },
     Answered,
 }
@@ -50,7 +64,8 @@ impl Outcome {
                 code: *code,
                 message: message.clone(),
             },
-            Reply::Groups(_) | Reply::Members(_) | Reply::Stats(_) => Outcome::Answered,
+            Reply::Suspected { removed } => Outcome::Suspected { removed: *removed },
+            Reply::Groups { .. } | Reply::Members(_) | Reply::Stats(_) => Outcome::Answered,
         }
     }
 }
@@ -94,43 +109,52 @@ impl Hub {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers a client; on success its outbox gets the welcome first and then everything
+    /// Registers a client (its name is taken from now on); it gets nothing until it is
+    /// [`admit`](Hub::admit)ted.
+    pub(crate) fn register(&self, hello: &Hello) -> Result<ClientId, Refusal> {
+        self.lock().store.register(hello)
+    }
+
+    /// Admits a registered client: its outbox gets the welcome first and then everything
     /// pushed to it.
-    pub(crate) fn register(
-        &self,
-        hello: &Hello,
-        outbox: Outbox,
-        heartbeat_interval_ms: u64,
-    ) -> Result<ClientId, Refusal> {
+    pub(crate) fn admit(&self, client: ClientId, outbox: Outbox, heartbeat_interval_ms: u64) {
         let mut inner = self.lock();
-        let client = inner.store.register(hello)?;
         outbox.send(&ServerFrame::Welcome {
             client: client.0,
             heartbeat_interval_ms,
         });
         inner.outboxes.insert(client, outbox);
-        Ok(client)
     }
 
     /// Handles a request: queues its reply to the client, then the views it changed to their
     /// members. After [`Reply::Bye`] the client is gone from the store and gets nothing more.
     pub(crate) fn request(&self, client: ClientId, id: u64, request: Request) -> Outcome {
         let mut inner = self.lock();
-        let (reply, pushes) = inner.store.handle(client, request);
-        let outcome = Outcome::of(&reply);
-        if let Some(out) = inner.outboxes.get(&client) {
-            let bytes = outbox::encode(&ServerFrame::Reply { id, reply }).or_else(|| {
-                outbox::encode(&ServerFrame::Reply {
-                    id,
-                    reply: Reply::Error {
-                        code: ErrorCode::BadRequest,
-                        message: "the reply is too large to send".to_owned(),
-                    },
-                })
-            });
-            if let Some(bytes) = bytes {
-                out.push(bytes);
-            }
+        let failures_before = inner.store.wrong_passwords(client);
+        let (reply, pushes) = inner.store.handle(Instant::now(), client, request);
+        let failures = inner.store.wrong_passwords(client);
+        let mut outcome = Outcome::of(&reply);
+        let bytes = outbox::encode(&ServerFrame::Reply { id, reply }).or_else(|| {
+            outbox::encode(&ServerFrame::Reply {
+                id,
+                reply: Reply::Error {
+                    code: ErrorCode::BadRequest,
+                    message: "the reply is too large to send".to_owned(),
+                },
+            })
+        });
+        if failures > failures_before {
+            let message = match outcome {
+                Outcome::Refused { message, .. } => message,
+                _ => String::new(),
+            };
+            outcome = Outcome::WrongPassword {
+                message,
+                failures,
+                reply: bytes,
+            };
+        } else if let (Some(out), Some(bytes)) = (inner.outboxes.get(&client), bytes) {
+            out.push(bytes);
         }
         if outcome == Outcome::Bye {
             inner.outboxes.remove(&client);
@@ -157,28 +181,51 @@ impl Hub {
         self.lock().store.note_bad_connection();
     }
 
+    pub(crate) fn note_refused_connection(&self) {
+        self.lock().store.note_refused_connection();
+    }
+
     pub(crate) fn stats(&self) -> TrackerStats {
         self.lock().store.stats()
     }
 }
 
 impl Inner {
-    /// Queues each push to its client. The pushes of one change carry the same view, so it is
-    /// encoded once.
+    /// Queues each push to its client: the change from the previous view when the client
+    /// holds it, else the full view. The pushes of one change share their view and delta, so
+    /// each is encoded once.
     fn deliver(&self, pushes: Vec<Push>) {
-        let mut last: Option<(&View, Option<Bytes>)> = None;
+        let mut full: Option<(*const (), Option<Bytes>)> = None;
+        let mut delta: Option<(*const (), Option<Bytes>)> = None;
         for push in &pushes {
-            let bytes = match &last {
-                Some((view, bytes)) if *view == &push.view => bytes.clone(),
-                _ => {
-                    let bytes = outbox::encode(&ServerFrame::ViewChange(push.view.clone()));
-                    last = Some((&push.view, bytes.clone()));
-                    bytes
-                }
+            let bytes = match &push.delta {
+                Some(d) => encoded(&mut delta, Arc::as_ptr(d).cast(), || {
+                    ServerFrame::ViewDelta(ViewDelta::clone(d))
+                }),
+                None => encoded(&mut full, Arc::as_ptr(&push.view).cast(), || {
+                    ServerFrame::ViewChange(View::clone(&push.view))
+                }),
             };
             if let (Some(out), Some(bytes)) = (self.outboxes.get(&push.to), bytes) {
                 out.push(bytes);
             }
+        }
+    }
+}
+
+/// The encoding of the frame made by `frame`, reusing the last one when it was made for the
+/// same shared value (`key`).
+fn encoded(
+    last: &mut Option<(*const (), Option<Bytes>)>,
+    key: *const (),
+    frame: impl FnOnce() -> ServerFrame,
+) -> Option<Bytes> {
+    match last {
+        Some((k, bytes)) if *k == key => bytes.clone(),
+        _ => {
+            let bytes = outbox::encode(&frame());
+            *last = Some((key, bytes.clone()));
+            bytes
         }
     }
 }

@@ -55,6 +55,54 @@ pub struct MetricsRecord {
     pub latency_p50_ms: f64,
     pub latency_p99_ms: f64,
     pub elapsed_s: f64,
+    /// Why the tracker does not believe the report (a rate or latency above its bounds,
+    /// counts that went down); such a record is logged as rejected, not as the client's
+    /// metrics. Absent from the JSON line when the report is plausible.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<String>,
+}
+
+/// The bounds a self-reported [`MetricsReport`] must stay within to be logged as given.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Plausibility {
+    /// Messages per second.
+    pub(crate) max_rate: f64,
+    pub(crate) max_latency_micros: u64,
+}
+
+impl Plausibility {
+    /// Why `report` cannot be true, if it cannot.
+    pub(crate) fn check(&self, report: &MetricsReport) -> Option<String> {
+        let record = MetricsRecord::new("", Departure::Quit, report);
+        if record.throughput_msgs_per_sec > self.max_rate {
+            return Some(format!(
+                "throughput {:.3e} msg/s is above the bound of {:.3e} (max_plausible_rate)",
+                record.throughput_msgs_per_sec, self.max_rate
+            ));
+        }
+        if report.elapsed_micros == 0 && record.total > 0 {
+            return Some(format!(
+                "{} messages in no time at all (max_plausible_rate)",
+                record.total
+            ));
+        }
+        let latencies = [
+            ("mean", report.latency_mean_micros),
+            ("p50", report.latency_p50_micros),
+            ("p99", report.latency_p99_micros),
+            ("max", report.latency_max_micros),
+        ];
+        for (name, micros) in latencies {
+            if micros > self.max_latency_micros {
+                return Some(format!(
+                    "latency {name} of {} s is above the bound of {} s (max_plausible_latency)",
+                    micros / 1_000_000,
+                    self.max_latency_micros / 1_000_000
+                ));
+            }
+        }
+        None
+    }
 }
 
 impl MetricsRecord {
@@ -79,12 +127,27 @@ impl MetricsRecord {
             latency_p50_ms: ms(report.latency_p50_micros),
             latency_p99_ms: ms(report.latency_p99_micros),
             elapsed_s,
+            rejected: None,
         }
     }
 
     /// `metrics alice: sent 10, received 20, total 30, throughput 12.5 msg/s, latency mean
     /// 0.42 ms p50 0.30 ms p99 1.20 ms (quit)`, on one line.
+    ///
+    /// A rejected record says so first: `metrics alice REJECTED (why): reported sent ...`.
     pub fn human_line(&self) -> String {
+        if let Some(why) = &self.rejected {
+            return format!(
+                "metrics {} REJECTED ({why}): reported sent {}, received {}, elapsed {:.3} s, \
+                 latency p99 {:.2} ms ({})",
+                self.user,
+                self.sent,
+                self.received,
+                self.elapsed_s,
+                self.latency_p99_ms,
+                self.reason
+            );
+        }
         format!(
             "metrics {}: sent {}, received {}, total {}, throughput {:.1} msg/s, \
              latency mean {:.2} ms p50 {:.2} ms p99 {:.2} ms ({})",
@@ -112,11 +175,12 @@ impl MetricsRecord {
 #[derive(Debug)]
 pub(crate) struct MetricsLog {
     file: Option<(PathBuf, Mutex<File>)>,
+    bounds: Plausibility,
 }
 
 impl MetricsLog {
     /// Opens (creating, appending) the JSON file, if any.
-    pub(crate) fn open(path: Option<&Path>) -> io::Result<Self> {
+    pub(crate) fn open(path: Option<&Path>, bounds: Plausibility) -> io::Result<Self> {
         let file = match path {
             Some(path) => {
                 let file = OpenOptions::new().create(true).append(true).open(path)?;
@@ -124,15 +188,34 @@ impl MetricsLog {
             }
             None => None,
         };
-        Ok(MetricsLog { file })
+        Ok(MetricsLog { file, bounds })
     }
 
-    /// Logs the metrics of `user`, whose session ended for `reason`.
-    pub(crate) fn record(&self, user: &str, reason: Departure, report: &MetricsReport) {
-        let record = MetricsRecord::new(user, reason, report);
+    /// Logs the metrics of `user`, whose session ended for `reason`. A report outside the
+    /// plausibility bounds, or one the session already found implausible (`doubt`: its
+    /// counts went down), is logged as rejected: a warning, and `"rejected"` in the JSON.
+    pub(crate) fn record(
+        &self,
+        user: &str,
+        reason: Departure,
+        report: &MetricsReport,
+        doubt: Option<&str>,
+    ) {
+        let mut record = MetricsRecord::new(user, reason, report);
+        record.rejected = doubt
+            .map(str::to_owned)
+            .or_else(|| self.bounds.check(report));
         let json = record.json_line();
-        tracing::info!(target: METRICS_TARGET, "{}", record.human_line());
-        tracing::info!(target: METRICS_TARGET, "{json}");
+        match &record.rejected {
+            None => {
+                tracing::info!(target: METRICS_TARGET, "{}", record.human_line());
+                tracing::info!(target: METRICS_TARGET, "{json}");
+            }
+            Some(why) => {
+                tracing::warn!(target: METRICS_TARGET, user = %user, rejected = %why, "{}", record.human_line());
+                tracing::warn!(target: METRICS_TARGET, user = %user, rejected = %why, "{json}");
+            }
+        }
         if let Some((path, file)) = &self.file {
             // One short append per session end; blocking the task for it is cheaper than a
             // thread hop. A single write of the whole line keeps lines whole under O_APPEND.
@@ -205,5 +288,52 @@ mod tests {
         assert_eq!(v["latency_p99_ms"], 9.99);
         assert_eq!(v["elapsed_s"], 2.0);
         assert_eq!(v.as_object().map(|o| o.len()), Some(10));
+    }
+
+    #[test]
+    fn implausible_reports_are_rejected() {
+        let bounds = Plausibility {
+            max_rate: 1e7,
+            max_latency_micros: 3_600_000_000,
+        };
+        let honest = MetricsReport {
+            sent: 1_000,
+            received: 3_000,
+            elapsed_micros: 2_000_000,
+            latency_p99_micros: 5_000,
+            ..MetricsReport::default()
+        };
+        assert_eq!(bounds.check(&honest), None);
+        assert_eq!(bounds.check(&MetricsReport::default()), None);
+        let fast = MetricsReport {
+            sent: 1_100_000_000_000_000,
+            elapsed_micros: 1_000_000,
+            ..honest
+        };
+        let why = bounds.check(&fast).expect("rate");
+        assert!(why.contains("max_plausible_rate"), "{why}");
+        let instant = MetricsReport {
+            elapsed_micros: 0,
+            ..honest
+        };
+        assert!(bounds.check(&instant).is_some());
+        let slow = MetricsReport {
+            latency_max_micros: 3_600_000_001,
+            ..honest
+        };
+        let why = bounds.check(&slow).expect("latency");
+        assert!(why.contains("max_plausible_latency"), "{why}");
+
+        let mut r = MetricsRecord::new("eve", Departure::Quit, &fast);
+        r.rejected = bounds.check(&fast);
+        assert!(
+            r.human_line().starts_with("metrics eve REJECTED ("),
+            "{}",
+            r.human_line()
+        );
+        let v: serde_json::Value = serde_json::from_str(&r.json_line()).expect("json");
+        assert!(v["rejected"]
+            .as_str()
+            .is_some_and(|s| s.contains("throughput")));
     }
 }

@@ -27,6 +27,8 @@
 //! - `outbox`: the per-client channel of encoded frames and the task that writes it out.
 //! - `hub`: the state shared by all connections: the [`Store`] and the clients' outboxes,
 //!   behind one lock.
+//! - `limits`: connections in all and per address, and the budget of bytes held in
+//!   incomplete frames, shared by every connection.
 //! - `store`: the [`Store`] seam and [`MemoryStore`], the embedded store.
 //! - `log`: the metrics lines (human and JSON) written when a client's session ends.
 //!
@@ -35,11 +37,14 @@
 //! Frames are a 4-byte big-endian length and a postcard body
 //! ([`encode_control`](crate::protocol::wire::encode_control),
 //! [`FrameDecoder`](crate::protocol::wire::FrameDecoder)). The first frame must be a
-//! [`Hello`](crate::protocol::wire::Hello); the tracker answers
-//! [`ServerFrame::Welcome`](crate::protocol::wire::ServerFrame::Welcome), or
-//! [`ServerFrame::Error`](crate::protocol::wire::ServerFrame::Error) and closes the
+//! [`Hello`](crate::protocol::wire::Hello). The tracker then proves the hello's UDP address:
+//! it sends a probe datagram with a random cookie there (again every 200 ms) and waits for the
+//! cookie in [`ClientFrame::AddressProof`](crate::protocol::wire::ClientFrame::AddressProof).
+//! It answers [`ServerFrame::Welcome`](crate::protocol::wire::ServerFrame::Welcome) once the
+//! proof is right, or [`ServerFrame::Error`](crate::protocol::wire::ServerFrame::Error) (a
+//! refused hello; `AddressUnverified` for a wrong or missing proof) and closes the
 //! connection. A hello whose UDP address is unspecified (`0.0.0.0` or `::`) gets the IP
-//! address the TCP connection comes from.
+//! address the TCP connection comes from, and is proved like any other.
 //!
 //! A malformed or oversized frame, a request before the hello, a second hello, or no hello
 //! within `heartbeat_interval * (heartbeat_misses + 1)` (at least one second) is a protocol
@@ -54,6 +59,16 @@
 //! the same order, and the reply to a join comes before the view change it caused. A client
 //! that leaves more than 16 MiB unread is disconnected (and counted as a bad connection).
 //!
+//! # Limits
+//!
+//! Connections (in all and per IP address), bytes held in incomplete frames (one budget for
+//! all connections), groups (in all and per creator), members per group (a default when the
+//! policy sets none), the size of replies (`ListGroups` is paged), wrong passwords per
+//! connection (delayed replies, then a close) and the plausibility of self-reported metrics
+//! are all bounded by [`TrackerConfig`]; each limit reached is answered with
+//! [`ErrorCode::LimitReached`](crate::protocol::wire::ErrorCode) (or `GroupFull`) and a
+//! message naming it. docs/SECURITY.md has the table.
+//!
 //! # Logs
 //!
 //! Through `tracing`: joins, leaves, refusals, violations and failures under the target
@@ -64,12 +79,15 @@
 mod config;
 mod connection;
 mod hub;
+mod limits;
 mod log;
 mod outbox;
 mod server;
 mod store;
 
-pub use crate::protocol::tracker::{AccessPolicy, ClientId, Departure, PolicyError, Push, Refusal};
+pub use crate::protocol::tracker::{
+    AccessPolicy, ClientId, Departure, PolicyError, Push, Refusal, RegistryLimits,
+};
 pub use config::{load_policy, ConfigError, TrackerConfig};
 pub use log::{MetricsRecord, METRICS_TARGET, TRACKER_TARGET};
 pub use server::{Tracker, TrackerHandle};

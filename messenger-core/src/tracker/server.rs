@@ -7,17 +7,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{error, info, warn};
 
-use crate::protocol::wire::TrackerStats;
+use crate::protocol::wire::{encode_control, ErrorCode, ServerFrame, TrackerStats};
 
 use super::config::TrackerConfig;
 use super::connection;
 use super::hub::Hub;
-use super::log::{MetricsLog, TRACKER_TARGET};
+use super::limits::{ConnectionLimiter, PartialBudget};
+use super::log::{MetricsLog, Plausibility, TRACKER_TARGET};
 use super::store::{MemoryStore, Store};
 
 /// Pause after a failed accept (typically: out of file descriptors) before trying again.
@@ -29,6 +30,10 @@ pub(crate) struct Shared {
     pub(crate) hub: Hub,
     pub(crate) config: TrackerConfig,
     pub(crate) metrics_log: MetricsLog,
+    pub(crate) connections: Arc<ConnectionLimiter>,
+    pub(crate) partial: Arc<PartialBudget>,
+    /// Sends the address probes (non-blocking; a probe is one small datagram).
+    pub(crate) probe_socket: std::net::UdpSocket,
 }
 
 /// A tracker bound to its TCP port, ready to [`run`](Tracker::run).
@@ -50,24 +55,41 @@ impl Tracker {
 
     /// A tracker on an already bound listener, with the embedded [`MemoryStore`].
     pub fn from_listener(listener: TcpListener, config: TrackerConfig) -> io::Result<Tracker> {
-        let store = MemoryStore::new(config.policy.clone());
+        let store = MemoryStore::with_limits(config.policy.clone(), config.registry_limits());
         Tracker::with_store(listener, config, store)
     }
 
     /// A tracker on an already bound listener, keeping its registry in `store` (the store
-    /// enforces its own access policy; `config.policy` is not used).
+    /// enforces its own access policy and group limits; `config.policy`, `max_groups`,
+    /// `max_groups_per_client` and `default_max_members` are not used).
     pub fn with_store(
         listener: TcpListener,
         config: TrackerConfig,
         store: impl Store + 'static,
     ) -> io::Result<Tracker> {
         let local_addr = listener.local_addr()?;
-        let metrics_log = MetricsLog::open(config.log_json.as_deref())?;
+        // Probes leave from the address clients reach the tracker at.
+        let probe_socket = std::net::UdpSocket::bind(SocketAddr::new(local_addr.ip(), 0))?;
+        probe_socket.set_nonblocking(true)?;
+        let metrics_log = MetricsLog::open(
+            config.log_json.as_deref(),
+            Plausibility {
+                max_rate: config.max_plausible_rate,
+                max_latency_micros: u64::try_from(config.max_plausible_latency.as_micros())
+                    .unwrap_or(u64::MAX),
+            },
+        )?;
         Ok(Tracker {
             listener,
             local_addr,
             shared: Arc::new(Shared {
                 hub: Hub::new(Box::new(store)),
+                connections: Arc::new(ConnectionLimiter::new(
+                    config.max_connections,
+                    config.max_connections_per_ip,
+                )),
+                partial: Arc::new(PartialBudget::new(config.max_partial_frame_bytes)),
+                probe_socket,
                 config,
                 metrics_log,
             }),
@@ -121,14 +143,18 @@ impl Tracker {
                 biased;
                 () = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => {
-                        connections.spawn(connection::serve(
-                            stream,
-                            peer,
-                            Arc::clone(&shared),
-                            stopped.clone(),
-                        ));
-                    }
+                    Ok((stream, peer)) => match shared.connections.admit(peer.ip()) {
+                        Ok(permit) => {
+                            connections.spawn(connection::serve(
+                                stream,
+                                peer,
+                                Arc::clone(&shared),
+                                stopped.clone(),
+                                permit,
+                            ));
+                        }
+                        Err(message) => refuse(stream, peer, &shared, message),
+                    },
                     Err(e) => {
                         warn!(target: TRACKER_TARGET, error = %e, "accept failed");
                         tokio::time::sleep(ACCEPT_BACKOFF).await;
@@ -148,6 +174,27 @@ impl Tracker {
         }
         info!(target: TRACKER_TARGET, addr = %local_addr, "tracker stopped");
         Ok(())
+    }
+}
+
+/// Turns a connection away without a task: counts it, and writes the error frame if the
+/// socket takes it at once (a fresh socket's send buffer is empty, so it does).
+fn refuse(stream: TcpStream, peer: SocketAddr, shared: &Shared, message: String) {
+    warn!(target: TRACKER_TARGET, peer = %peer, "connection refused: {message}");
+    shared.hub.note_refused_connection();
+    if let Ok(bytes) = encode_control(&ServerFrame::Error {
+        code: ErrorCode::LimitReached,
+        message,
+    }) {
+        let _ = stream.try_write(&bytes);
+    }
+    // Read what already arrived (the hello, typically): closing with unread input would
+    // reset the connection and could destroy the error frame before the client reads it.
+    let mut sink = [0u8; 4096];
+    for _ in 0..16 {
+        if !matches!(stream.try_read(&mut sink), Ok(n) if n > 0) {
+            break;
+        }
     }
 }
 

@@ -142,6 +142,7 @@ async fn connect(
         let handler = ChatHandler::new(&username, output.clone(), state.clone());
         let mut config = ClientConfig::new(tracker, username.as_str());
         config.udp_bind = args.udp;
+        config.group.suspect_timeout = args.suspect_after();
         match Client::connect(config, handler).await {
             Ok(client) => {
                 return Ok(Connected {

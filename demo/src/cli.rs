@@ -168,11 +168,20 @@ pub struct ChatArgs {
     /// before quitting, in seconds (Ctrl-C quits without waiting).
     #[arg(long, default_value_t = 10.0, value_name = "SECS", value_parser = parse_secs)]
     pub quit_wait: f64,
+    /// Report a member of a group to the tracker when nothing has come from it over UDP for
+    /// this long while others were heard, in seconds (the tracker removes it once half of the
+    /// group agrees).
+    #[arg(long, default_value_t = 3.0, value_name = "SECS", value_parser = parse_secs)]
+    pub suspect_after: f64,
 }
 
 impl ChatArgs {
     pub fn quit_wait(&self) -> Duration {
         Duration::from_secs_f64(self.quit_wait)
+    }
+
+    pub fn suspect_after(&self) -> Duration {
+        Duration::from_secs_f64(self.suspect_after)
     }
 }
 

@@ -354,3 +354,51 @@ fn ctrl_c_quits_with_the_metrics() {
     c.expect_line("Messages sent = 1 / Messages received = 0 / Total messages = 1");
     tracker.expect_stderr("metrics eve: sent 1, received 0, total 1");
 }
+
+/// A chat whose datagrams all vanish (the fault injector drops everything it sends) while its
+/// connection to the tracker stays up: the two others report it after `--suspect-after`, the
+/// tracker removes it from the total-order group, and the others go on talking.
+#[test]
+fn a_chat_silent_on_udp_is_removed_and_the_others_go_on() {
+    let (_tracker, addr) = tracker(&[]);
+    let addr = addr.to_string();
+    let spawn = |name: &str, envs: &[(&str, &str)]| {
+        let args = [
+            "chat",
+            "--name",
+            name,
+            "--tracker",
+            &addr,
+            "--host-tracker",
+            "never",
+            "--order",
+            "total",
+            "--suspect-after",
+            "0.5",
+        ];
+        let c = Proc::spawn(name, &args, envs);
+        c.expect_prefix("* connected to the tracker");
+        c
+    };
+    let mut ann = spawn("ann", &[]);
+    ann.send("!j t");
+    ann.expect_prefix("* you joined t (total order)");
+    let mut bob = spawn("bob", &[]);
+    bob.send("!j t");
+    bob.expect_prefix("* you joined t (total order)");
+    let mut carl = spawn("carl", &[("MESSENGER_FAULTS", "loss=1.0")]);
+    carl.send("!j t");
+    carl.expect_prefix("* you joined t (total order)");
+    // Nothing carl sends arrives, so nobody can deliver in total order until it is gone.
+    carl.send("!w t\nlost in the void");
+    ann.expect_line("* carl left t");
+    bob.expect_line("* carl left t");
+    ann.send("!w t\nafter carl");
+    bob.expect_line("in t ann says:: after carl");
+    bob.send("!w t\nbob too");
+    ann.expect_line("in t bob says:: bob too");
+    for c in [&mut ann, &mut bob, &mut carl] {
+        c.close_stdin();
+        assert!(c.wait_exit().success());
+    }
+}

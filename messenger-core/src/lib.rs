@@ -45,7 +45,7 @@ pub use protocol::wire::{ErrorCode, GroupInfo, TrackerStats};
 pub use protocol::{
     Delivery, Event, Group, GroupConfig, GroupId, MemberId, Order, SeqNo, View, ViewId, ViewMember,
 };
-pub use runtime::FaultConfig;
+pub use runtime::{FaultConfig, FaultCounts};
 pub use tracker::{Tracker, TrackerConfig};
 
 /// The README's code blocks, compiled as doctests so that they stay true.

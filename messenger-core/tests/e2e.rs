@@ -116,6 +116,17 @@ async fn exchange(faults: Option<FaultConfig>, per_sender: u64) {
         let m = c.metrics();
         assert_eq!(m.sent, 2 * per_sender);
         assert_eq!(m.received, 2 * (names.len() as u64 - 1) * per_sender);
+        // A run under faults proves that faults happened; a clean run that none did.
+        let f = c.fault_counts();
+        if faults.is_some() {
+            assert!(
+                f.dropped > 0 && f.duplicated > 0 && f.delayed > 0,
+                "{}: {f:?}",
+                c.username()
+            );
+        } else {
+            assert_eq!(f, Default::default(), "{}", c.username());
+        }
     }
     for (c, _) in &clients {
         c.quit().await.expect("quit");

@@ -78,6 +78,10 @@ impl BlockingClient {
         self.client.metrics()
     }
 
+    pub fn fault_counts(&self) -> crate::runtime::FaultCounts {
+        self.client.fault_counts()
+    }
+
     pub fn quit(&self) -> Result<MetricsSnapshot, ClientError> {
         self.runtime.block_on(self.client.quit())
     }

@@ -324,6 +324,7 @@ pub struct Client {
     control: mpsc::UnboundedSender<control::Command>,
     data: Arc<DataPlane>,
     tasks: Arc<Mutex<Tasks>>,
+    faults: Arc<crate::runtime::faults::FaultCounters>,
 }
 
 #[derive(Debug, Default)]
@@ -364,10 +365,12 @@ impl Client {
         let (suspect_tx, suspects) = mpsc::channel(driver::SUSPECT_QUEUE);
         let mut reports = driver::Reports { probes, suspects };
         let plane = Arc::new(DataPlane::new(config.group.clone(), probe_tx, suspect_tx));
+        let fault_counters = Arc::new(crate::runtime::faults::FaultCounters::default());
         let data = tokio::spawn(driver::run(
             plane.clone(),
             socket,
             faults,
+            fault_counters.clone(),
             shared.clone(),
             dispatch_tx.clone(),
         ));
@@ -403,6 +406,7 @@ impl Client {
                 data: Some(data),
                 dispatcher: Some(dispatcher),
             })),
+            faults: fault_counters,
         })
     }
 
@@ -552,6 +556,12 @@ impl Client {
     /// This client's metrics so far.
     pub fn metrics(&self) -> MetricsSnapshot {
         self.shared.metrics_report().into()
+    }
+
+    /// What the fault injector ([`ClientConfig::faults`] or `MESSENGER_FAULTS`) did to this
+    /// client's outgoing datagrams so far; all zero without faults.
+    pub fn fault_counts(&self) -> crate::runtime::FaultCounts {
+        self.faults.counts()
     }
 
     /// Reports the metrics to the tracker, leaves every group, and stops the client. Returns

@@ -23,7 +23,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use super::faults::{FaultConfig, FaultInjector};
+use super::faults::{FaultConfig, FaultCounters, FaultInjector};
 use crate::client::{ClientError, ClientEvent, Dispatch, Message, Shared};
 use crate::protocol::wire::{self, View, MAX_DATAGRAM};
 use crate::protocol::{Event, Group, GroupConfig, GroupId, MemberId, SendError};
@@ -308,12 +308,13 @@ pub(crate) async fn run(
     plane: Arc<DataPlane>,
     socket: UdpSocket,
     faults: Option<FaultConfig>,
+    fault_counters: Arc<FaultCounters>,
     shared: Arc<Shared>,
     dispatch: std::sync::mpsc::Sender<Dispatch>,
 ) {
     let mut faults = faults
         .filter(FaultConfig::is_active)
-        .map(FaultInjector::new);
+        .map(|config| FaultInjector::with_counters(config, fault_counters));
     let mut received = Received::new();
     let mut pass = Pass::default();
     loop {

@@ -105,6 +105,37 @@ impl FaultConfig {
     }
 }
 
+/// What the fault injector did to a client's outgoing datagrams so far (a test under faults
+/// checks that faults happened, not only that nothing was lost).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FaultCounts {
+    /// Datagrams never sent.
+    pub dropped: u64,
+    /// Datagrams sent twice.
+    pub duplicated: u64,
+    /// Copies held back and sent later (which reorders them).
+    pub delayed: u64,
+}
+
+/// [`FaultCounts`] shared between the data task that injects and the client that reports.
+#[derive(Debug, Default)]
+pub struct FaultCounters {
+    dropped: std::sync::atomic::AtomicU64,
+    duplicated: std::sync::atomic::AtomicU64,
+    delayed: std::sync::atomic::AtomicU64,
+}
+
+impl FaultCounters {
+    pub fn counts(&self) -> FaultCounts {
+        use std::sync::atomic::Ordering::Relaxed;
+        FaultCounts {
+            dropped: self.dropped.load(Relaxed),
+            duplicated: self.duplicated.load(Relaxed),
+            delayed: self.delayed.load(Relaxed),
+        }
+    }
+}
+
 /// A datagram held back: due time, arrival order (ties), destination, bytes.
 type Delayed = Reverse<(Instant, u64, SocketAddr, Vec<u8>)>;
 
@@ -115,22 +146,27 @@ pub struct FaultInjector {
     rng: Rng,
     delayed: BinaryHeap<Delayed>,
     order: u64,
-    pub dropped: u64,
-    pub duplicated: u64,
-    pub delayed_count: u64,
+    counters: std::sync::Arc<FaultCounters>,
 }
 
 impl FaultInjector {
     pub fn new(config: FaultConfig) -> Self {
+        Self::with_counters(config, Default::default())
+    }
+
+    /// An injector that counts what it does in `counters` (shared with whoever reports them).
+    pub fn with_counters(config: FaultConfig, counters: std::sync::Arc<FaultCounters>) -> Self {
         FaultInjector {
             rng: Rng::new(config.seed),
             config,
             delayed: BinaryHeap::new(),
             order: 0,
-            dropped: 0,
-            duplicated: 0,
-            delayed_count: 0,
+            counters,
         }
+    }
+
+    pub fn counts(&self) -> FaultCounts {
+        self.counters.counts()
     }
 
     /// Decides the fate of one datagram: the copies to send now (zero, one or two); delayed
@@ -142,12 +178,13 @@ impl FaultInjector {
         bytes: Vec<u8>,
         out: &mut Vec<(SocketAddr, Vec<u8>)>,
     ) {
+        use std::sync::atomic::Ordering::Relaxed;
         if self.rng.chance(self.config.loss) {
-            self.dropped += 1;
+            self.counters.dropped.fetch_add(1, Relaxed);
             return;
         }
         let copies = if self.rng.chance(self.config.dup) {
-            self.duplicated += 1;
+            self.counters.duplicated.fetch_add(1, Relaxed);
             2
         } else {
             1
@@ -160,7 +197,7 @@ impl FaultInjector {
                 bytes.clone().unwrap_or_default()
             };
             if self.rng.chance(self.config.reorder) {
-                self.delayed_count += 1;
+                self.counters.delayed.fetch_add(1, Relaxed);
                 let max = self.config.delay.as_micros() as u64;
                 let at = now + Duration::from_micros(self.rng.range(max / 20, max));
                 self.order += 1;
@@ -218,16 +255,17 @@ mod tests {
         for _ in 0..10_000 {
             f.apply(now, to, vec![1], &mut out);
         }
-        assert!((800..1_200).contains(&f.dropped), "{}", f.dropped);
-        assert!((700..1_100).contains(&f.duplicated), "{}", f.duplicated);
+        let c = f.counts();
+        assert!((800..1_200).contains(&c.dropped), "{c:?}");
+        assert!((700..1_100).contains(&c.duplicated), "{c:?}");
         let mut delayed = 0;
         while f.pop_due(now + Duration::from_secs(1)).is_some() {
             delayed += 1;
         }
-        assert_eq!(delayed, f.delayed_count);
+        assert_eq!(delayed, c.delayed);
         assert_eq!(
             out.len() as u64 + delayed,
-            10_000 - f.dropped + f.duplicated
+            10_000 - c.dropped + c.duplicated
         );
     }
 }

@@ -6,4 +6,4 @@
 pub(crate) mod driver;
 pub mod faults;
 
-pub use faults::{FaultConfig, FaultSpecError, FAULTS_ENV};
+pub use faults::{FaultConfig, FaultCounts, FaultSpecError, FAULTS_ENV};

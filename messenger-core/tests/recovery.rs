@@ -145,3 +145,47 @@ fn the_retransmission_timeout_follows_acknowledged_round_trips() {
     assert_eq!(repeated, vec![vec![(1, 1)]]);
     assert!(at - now >= floor && at - now <= floor * 2, "{:?}", at - now);
 }
+
+/// Status frames this member sent.
+fn statuses(g: &mut Group) -> usize {
+    let mut n = 0;
+    while let Some(t) = g.poll_transmit() {
+        let frames = Datagram::decode(&t.bytes).expect("own datagram").frames;
+        n += frames
+            .iter()
+            .filter(|f| matches!(f, Frame::Status(_)))
+            .count();
+    }
+    n
+}
+
+/// A sender blocked on a full window sends nothing that would reveal the loss of its last
+/// messages; it repeats its session status to members behind every retransmission timeout
+/// (at most `nack_interval`, 5 ms before any sample), not every `repair_interval` (10 ms).
+#[test]
+fn a_sender_blocked_on_its_window_reveals_its_tail_every_rto() {
+    let t0 = epoch();
+    let mut g = group(t0);
+    let window = GroupConfig::default().window;
+    for _ in 0..window {
+        g.send(t0, Bytes::from_static(b"m"), 0).expect("room");
+    }
+    assert!(
+        g.send(t0, Bytes::from_static(b"m"), 0).is_err(),
+        "window full"
+    );
+    let _ = statuses(&mut g);
+    // Let the first slow repair pass, then count what goes out before the next one.
+    let mut now = t0;
+    let mut sent = 0;
+    while now < t0 + Duration::from_millis(30) {
+        now = g.poll_timeout().expect("repair is due");
+        g.handle_timeout(now);
+        if now > t0 + Duration::from_millis(11) && now < t0 + Duration::from_millis(20) {
+            sent += statuses(&mut g);
+        } else {
+            let _ = statuses(&mut g);
+        }
+    }
+    assert!(sent >= 2, "{sent} status messages in 9 ms while blocked");
+}

@@ -1902,6 +1902,21 @@ impl Group {
                 }
             }
         }
+        // A sender blocked on a full window sends nothing that would reveal the loss of its
+        // last messages: members behind on our stream hear our highest number every RTO
+        // instead of every repair interval (otherwise each such tail loss costs a repair
+        // interval, and in total order, where the window counts from delivery, every sender
+        // waits on it).
+        if self.window_blocked {
+            for &id in &ids {
+                let behind = self.peers.get(&id).is_some_and(|p| {
+                    p.acked_received < self.last_seq && self.last_seq >= p.start_for
+                });
+                if behind {
+                    self.send_status(id);
+                }
+            }
+        }
         // The rest every repair interval.
         if self.slow_repair_at.is_some_and(|t| now < t) {
             return;

@@ -183,13 +183,20 @@ pub const PART_ITEMS: usize = 256;
 /// Most parts a report or decision may have (bounds what a coordinator keeps per member).
 pub const MAX_PARTS: u32 = 256;
 
-/// Splits a report into parts of at most [`PART_ITEMS`] entries (a stream without entries
-/// counts as one, so that it is reported).
-pub fn split_report(report: &FlushReport) -> Vec<FlushReport> {
-    let mut parts: Vec<Vec<StreamReport>> = vec![Vec::new()];
+/// Packs the items of several streams into parts of at most [`PART_ITEMS`] items, in order; a
+/// stream's items may span parts, and a stream without items still takes one place (it says
+/// something: a report's delivered number, a decision that ends the stream). `piece` makes one
+/// part's piece of a stream from its offset in the stream and its items.
+fn pack<S, I, P>(
+    streams: &[S],
+    items: impl Fn(&S) -> &[I],
+    piece: impl Fn(&S, usize, &[I]) -> P,
+) -> Vec<Vec<P>> {
+    let mut parts: Vec<Vec<P>> = vec![Vec::new()];
     let mut used = 0;
-    for stream in &report.streams {
-        let mut rest = &stream.entries[..];
+    for stream in streams {
+        let mut rest = items(stream);
+        let mut offset = 0;
         loop {
             if used == PART_ITEMS {
                 parts.push(Vec::new());
@@ -199,27 +206,46 @@ pub fn split_report(report: &FlushReport) -> Vec<FlushReport> {
             let (chunk, tail) = rest.split_at(take);
             used += take.max(1);
             if let Some(part) = parts.last_mut() {
-                part.push(StreamReport {
-                    entries: chunk.to_vec(),
-                    ..stream.clone()
-                });
+                part.push(piece(stream, offset, chunk));
             }
+            offset += take;
             rest = tail;
             if rest.is_empty() {
                 break;
             }
         }
     }
-    let count = parts.len() as u32;
     parts
-        .into_iter()
-        .enumerate()
-        .map(|(index, streams)| FlushReport {
-            streams,
-            part: Part {
+}
+
+/// Numbers the parts `pack` made.
+fn numbered<P>(parts: Vec<P>) -> impl Iterator<Item = (Part, P)> {
+    let count = parts.len() as u32;
+    parts.into_iter().enumerate().map(move |(index, p)| {
+        (
+            Part {
                 index: index as u32,
                 count,
             },
+            p,
+        )
+    })
+}
+
+/// Splits a report into parts of at most [`PART_ITEMS`] entries.
+pub fn split_report(report: &FlushReport) -> Vec<FlushReport> {
+    let parts = pack(
+        &report.streams,
+        |s| &s.entries,
+        |s, _, chunk| StreamReport {
+            entries: chunk.to_vec(),
+            ..s.clone()
+        },
+    );
+    numbered(parts)
+        .map(|(part, streams)| FlushReport {
+            streams,
+            part,
             ..report.clone()
         })
         .collect()
@@ -251,47 +277,23 @@ pub fn merge_report(mut parts: Vec<FlushReport>) -> Option<FlushReport> {
     })
 }
 
-/// Splits a decision into parts of at most [`PART_ITEMS`] decided messages (a stream that
-/// decides nothing counts as one: it still closes the stream).
+/// Splits a decision into parts of at most [`PART_ITEMS`] decided messages; every piece names
+/// the first sequence number it covers.
 pub fn split_decision(decision: &FlushDecision) -> Vec<FlushDecision> {
-    let mut parts: Vec<Vec<StreamDecision>> = vec![Vec::new()];
-    let mut used = 0;
-    for stream in &decision.streams {
-        let mut first = stream.first;
-        let mut rest = &stream.decided[..];
-        loop {
-            if used == PART_ITEMS {
-                parts.push(Vec::new());
-                used = 0;
-            }
-            let take = rest.len().min(PART_ITEMS - used);
-            let (chunk, tail) = rest.split_at(take);
-            used += take.max(1);
-            if let Some(part) = parts.last_mut() {
-                part.push(StreamDecision {
-                    origin: stream.origin,
-                    first,
-                    decided: chunk.to_vec(),
-                });
-            }
-            first = SeqNo(first.0.saturating_add(take as u64));
-            rest = tail;
-            if rest.is_empty() {
-                break;
-            }
-        }
-    }
-    let count = parts.len() as u32;
-    parts
-        .into_iter()
-        .enumerate()
-        .map(|(index, streams)| FlushDecision {
+    let parts = pack(
+        &decision.streams,
+        |s| &s.decided,
+        |s, offset, chunk| StreamDecision {
+            origin: s.origin,
+            first: SeqNo(s.first.0.saturating_add(offset as u64)),
+            decided: chunk.to_vec(),
+        },
+    );
+    numbered(parts)
+        .map(|(part, streams)| FlushDecision {
             round: decision.round,
             streams,
-            part: Part {
-                index: index as u32,
-                count,
-            },
+            part,
         })
         .collect()
 }

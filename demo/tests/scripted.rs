@@ -7,7 +7,7 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use support::{chat, deliveries, free_port, tracker, Proc};
+use support::{chat, chat_with, deliveries, free_port, tracker, Proc};
 
 /// Messages each chat sends to each group.
 const N: usize = 10;
@@ -361,24 +361,13 @@ fn ctrl_c_quits_with_the_metrics() {
 #[test]
 fn a_chat_silent_on_udp_is_removed_and_the_others_go_on() {
     let (_tracker, addr) = tracker(&[]);
-    let addr = addr.to_string();
     let spawn = |name: &str, envs: &[(&str, &str)]| {
-        let args = [
-            "chat",
-            "--name",
+        chat_with(
             name,
-            "--tracker",
-            &addr,
-            "--host-tracker",
-            "never",
-            "--order",
-            "total",
-            "--suspect-after",
-            "0.5",
-        ];
-        let c = Proc::spawn(name, &args, envs);
-        c.expect_prefix("* connected to the tracker");
-        c
+            addr,
+            &["--order", "total", "--suspect-after", "0.5"],
+            envs,
+        )
     };
     let mut ann = spawn("ann", &[]);
     ann.send("!j t");

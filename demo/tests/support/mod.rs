@@ -237,20 +237,23 @@ pub fn tracker(extra: &[&str]) -> (Proc, SocketAddr) {
 
 /// A scripted chat registered as `name` with the tracker at `addr`.
 pub fn chat(name: &str, addr: SocketAddr) -> Proc {
+    chat_with(name, addr, &[], &[])
+}
+
+/// [`chat`] with more arguments and environment variables.
+pub fn chat_with(name: &str, addr: SocketAddr, extra: &[&str], envs: &[(&str, &str)]) -> Proc {
     let addr = addr.to_string();
-    let chat = Proc::spawn(
+    let mut args = vec![
+        "chat",
+        "--name",
         name,
-        &[
-            "chat",
-            "--name",
-            name,
-            "--tracker",
-            &addr,
-            "--host-tracker",
-            "never",
-        ],
-        &[],
-    );
+        "--tracker",
+        &addr,
+        "--host-tracker",
+        "never",
+    ];
+    args.extend_from_slice(extra);
+    let chat = Proc::spawn(name, &args, envs);
     chat.expect_prefix("* connected to the tracker");
     chat
 }

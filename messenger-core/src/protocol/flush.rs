@@ -363,6 +363,21 @@ impl<T> Parts<T> {
     }
 }
 
+/// The messages of a stream decision with their sequence numbers, in order.
+pub fn decided_seqs(sd: &StreamDecision) -> impl Iterator<Item = (SeqNo, Decided)> + '_ {
+    sd.decided
+        .iter()
+        .enumerate()
+        .map_while(|(i, d)| Some((SeqNo(sd.first.0.checked_add(i as u64)?), *d)))
+}
+
+/// What `decision` decided for message `seq` of `origin`, if it names it.
+pub fn decided_at(decision: &FlushDecision, origin: MemberId, seq: SeqNo) -> Option<Decided> {
+    let sd = decision.streams.iter().find(|s| s.origin == origin)?;
+    let index = usize::try_from(seq.0.checked_sub(sd.first.0)?).ok()?;
+    sd.decided.get(index).copied()
+}
+
 /// Last sequence number a decision delivers (`first - 1` when it delivers nothing).
 pub fn decision_last(d: &StreamDecision) -> SeqNo {
     SeqNo(

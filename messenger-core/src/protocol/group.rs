@@ -20,7 +20,8 @@ use bytes::Bytes;
 
 use super::fifo::{Accept, FifoStream};
 use super::flush::{
-    decide, decision_last, merge_decision, merge_report, split_decision, split_report, Parts,
+    decide, decided_at, decided_seqs, decision_last, merge_decision, merge_report, split_decision,
+    split_report, Parts,
 };
 use super::isis::{Counters, HoldBack, Proposals, Queued};
 use super::reliable::{NackPacer, RttEstimator, SendBuffer, Sent};
@@ -301,6 +302,13 @@ struct Peer {
     /// what we first sent it and three times what it sent us, at most
     /// [`Group::resend_cap`]. A peer cannot make us send more than that on its request.
     resend_credit: usize,
+}
+
+impl Peer {
+    /// The peer has not acknowledged all of our stream that it delivers (up to `last_seq`).
+    fn is_behind(&self, last_seq: SeqNo) -> bool {
+        self.acked_received < last_seq && last_seq >= self.start_for
+    }
 }
 
 /// One failure-resolution round (see `flush.rs`).
@@ -1490,19 +1498,13 @@ impl Group {
             return;
         };
         let mut asks: BTreeMap<(MemberId, MemberId), Vec<SeqNo>> = BTreeMap::new();
-        let decided_digest = |origin: MemberId, seq: SeqNo| {
-            let sd = flush
-                .decision
-                .as_ref()?
-                .streams
-                .iter()
-                .find(|s| s.origin == origin)?;
-            let index = usize::try_from(seq.0.checked_sub(sd.first.0)?).ok()?;
-            sd.decided.get(index).map(|d| d.digest)
-        };
         for (origin, seq) in missing {
             // A holder of the decided content (the one whose copy will be accepted).
-            let digest = decided_digest(origin, seq);
+            let digest = flush
+                .decision
+                .as_ref()
+                .and_then(|d| decided_at(d, origin, seq))
+                .map(|d| d.digest);
             let holder = flush.reports.iter().find(|(m, r)| {
                 **m != me
                     && r.streams.iter().any(|s| {
@@ -1546,13 +1548,11 @@ impl Group {
                 continue;
             };
             if coordinator {
-                let mut seq = sd.first;
-                while seq <= decision_last(sd) {
-                    if self.content_of(sd.origin, seq).is_none() {
-                        missing.push((sd.origin, seq));
-                    }
-                    seq = seq.next();
-                }
+                missing.extend(
+                    decided_seqs(sd)
+                        .filter(|(seq, _)| self.content_of(sd.origin, *seq).is_none())
+                        .map(|(seq, _)| (sd.origin, seq)),
+                );
                 continue;
             }
             if stream.closed.is_some() {
@@ -1594,12 +1594,10 @@ impl Group {
     fn decided_content(&self, decision: &FlushDecision) -> BTreeMap<(MemberId, SeqNo), Msg> {
         let mut out = BTreeMap::new();
         for sd in &decision.streams {
-            let mut seq = sd.first;
-            while seq <= decision_last(sd) {
+            for (seq, _) in decided_seqs(sd) {
                 if let Some(msg) = self.content_of(sd.origin, seq) {
                     out.insert((sd.origin, seq), msg);
                 }
-                seq = seq.next();
             }
         }
         out
@@ -1648,12 +1646,7 @@ impl Group {
             .flush
             .as_ref()
             .and_then(|f| f.decision.as_ref())
-            .and_then(|d| d.streams.iter().find(|s| s.origin == relay.origin))
-            .and_then(|sd| {
-                let index = relay.seq.0.checked_sub(sd.first.0)?;
-                sd.decided.get(usize::try_from(index).ok()?)
-            })
-            .copied();
+            .and_then(|d| decided_at(d, relay.origin, relay.seq));
         let Some(expected) = expected else {
             self.stats.invalid_frames += 1;
             return;
@@ -1909,10 +1902,11 @@ impl Group {
         // waits on it).
         if self.window_blocked {
             for &id in &ids {
-                let behind = self.peers.get(&id).is_some_and(|p| {
-                    p.acked_received < self.last_seq && self.last_seq >= p.start_for
-                });
-                if behind {
+                if self
+                    .peers
+                    .get(&id)
+                    .is_some_and(|p| p.is_behind(self.last_seq))
+                {
                     self.send_status(id);
                 }
             }
@@ -1928,7 +1922,7 @@ impl Group {
             let Some(peer) = self.peers.get(&id) else {
                 continue;
             };
-            let behind = peer.acked_received < self.last_seq && self.last_seq >= peer.start_for;
+            let behind = peer.is_behind(self.last_seq);
             if self.view.order == Order::Total {
                 let after = peer.acked_finals.max(peer.start_for.prev());
                 let finals: Vec<Frame> = self
@@ -2139,10 +2133,7 @@ impl Group {
 /// one let the next round drop both while it had delivered one (found by the resolution oracle,
 /// `tests/model.rs`).
 fn to_keep(sd: &StreamDecision, stream: &Stream, joined: ViewId) -> Vec<(SeqNo, Decided)> {
-    sd.decided
-        .iter()
-        .enumerate()
-        .map_while(|(i, d)| Some((SeqNo(sd.first.0.checked_add(i as u64)?), *d)))
+    decided_seqs(sd)
         // Not delivered here: above what was delivered, or before this member's part of the
         // stream (which starts after what it counts as delivered).
         .filter(|(seq, d)| *seq > stream.delivered || d.view < joined)

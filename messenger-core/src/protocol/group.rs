@@ -968,7 +968,7 @@ impl Group {
         let mut advanced = None;
         if let Some(a) = status.acks.iter().find(|a| a.origin == me) {
             if a.received > peer.acked_received {
-                advanced = Some(a.received);
+                advanced = Some((peer.acked_received, a.received));
             }
             peer.acked_received = peer.acked_received.max(a.received);
             peer.acked_finals = peer.acked_finals.max(a.finals);
@@ -979,8 +979,8 @@ impl Group {
         if self.ack_deadline.is_none() {
             self.ack_deadline = Some(now + self.config.ack_delay);
         }
-        if let Some(seq) = advanced {
-            self.sample_rtt(now, seq);
+        if let Some((after, seq)) = advanced {
+            self.sample_rtt(now, after, seq);
         }
         self.drain_stream(now, from);
         self.maybe_nack(now, from);
@@ -989,24 +989,23 @@ impl Group {
 
     fn on_ack(&mut self, now: Instant, from: MemberId, ack: Ack) {
         if let Some(peer) = self.peers.get_mut(&from) {
-            let advanced = ack.received > peer.acked_received;
+            let after = peer.acked_received;
+            let advanced = ack.received > after;
             peer.acked_received = peer.acked_received.max(ack.received);
             peer.acked_finals = peer.acked_finals.max(ack.finals);
             peer.acked_delivered = peer.acked_delivered.max(ack.delivered);
             if advanced {
-                self.sample_rtt(now, ack.received);
+                self.sample_rtt(now, after, ack.received);
             }
         }
         self.release_stable();
     }
 
-    /// A member acknowledged our messages through `seq`: a round-trip sample, unless `seq`
-    /// was retransmitted.
-    fn sample_rtt(&mut self, now: Instant, seq: SeqNo) {
-        if let Some(sent) = self.send_buf.get(seq) {
-            if !sent.retransmitted {
-                self.rtt.sample(now.saturating_duration_since(sent.at));
-            }
+    /// A member acknowledged our messages `(after, seq]`: a round-trip sample, if it is one
+    /// (see [`SendBuffer::round_trip`]).
+    fn sample_rtt(&mut self, now: Instant, after: SeqNo, seq: SeqNo) {
+        if let Some(rtt) = self.send_buf.round_trip(now, after, seq) {
+            self.rtt.sample(rtt);
         }
     }
 

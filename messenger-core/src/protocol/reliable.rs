@@ -67,6 +67,26 @@ impl SendBuffer {
         }
     }
 
+    /// A peer that had acknowledged our messages through `after` now acknowledges them
+    /// through `through`: the round trip of `through`, unless any message in
+    /// `(after, through]` was sent again. That is Karn's rule, widened: an acknowledgement
+    /// held back by a gap measures the repair, not the path, and an RTO inflated by it slows
+    /// every later repair.
+    pub fn round_trip(&self, now: Instant, after: SeqNo, through: SeqNo) -> Option<Duration> {
+        let index = |seq: SeqNo| seq.0.checked_sub(self.base.0).map(|i| i as usize);
+        let last = index(through)?;
+        let sent = self.msgs.get(last)?;
+        let first = index(after.next()).unwrap_or(0);
+        if self
+            .msgs
+            .range(first.min(last)..=last)
+            .any(|m| m.retransmitted)
+        {
+            return None;
+        }
+        Some(now.saturating_duration_since(sent.at))
+    }
+
     pub fn len(&self) -> usize {
         self.msgs.len()
     }
@@ -182,6 +202,39 @@ mod tests {
         assert!(b.is_empty());
         b.push(sent(6));
         assert_eq!(b.get(SeqNo(6)).unwrap().seq, SeqNo(6));
+    }
+
+    #[test]
+    fn no_round_trip_through_a_repaired_gap() {
+        let mut b = SendBuffer::new();
+        for seq in 1..=10 {
+            b.push(sent(seq));
+        }
+        let later = crate::testing::epoch() + Duration::from_millis(3);
+        assert_eq!(
+            b.round_trip(later, SeqNo(0), SeqNo(4)),
+            Some(Duration::from_millis(3))
+        );
+        b.get_mut(SeqNo(5)).unwrap().retransmitted = true;
+        // 6..=10 waited at the receiver for the repair of 5: no sample, whichever of them
+        // the acknowledgement names.
+        assert_eq!(b.round_trip(later, SeqNo(4), SeqNo(10)), None);
+        assert_eq!(b.round_trip(later, SeqNo(4), SeqNo(5)), None);
+        assert_eq!(
+            b.round_trip(later, SeqNo(5), SeqNo(10)),
+            Some(Duration::from_millis(3))
+        );
+        b.release_through(SeqNo(5));
+        assert_eq!(
+            b.round_trip(later, SeqNo(2), SeqNo(10)),
+            Some(Duration::from_millis(3)),
+            "released messages are not looked at"
+        );
+        assert_eq!(
+            b.round_trip(later, SeqNo(10), SeqNo(11)),
+            None,
+            "never sent"
+        );
     }
 
     #[test]

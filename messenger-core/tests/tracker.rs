@@ -970,9 +970,12 @@ fn read_json_lines(path: &PathBuf) -> Vec<serde_json::Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_answering_heartbeats_is_dropped() {
     let log = temp_file("dropped");
+    // Generous enough that `alive`, answering from a task on a busy 2-core machine with other
+    // tests running, is never dropped by mistake (it would have to stall for a second); the
+    // test waits for the event, so the period only sets how long it takes.
     let config = TrackerConfig {
-        heartbeat_interval: Duration::from_millis(50),
-        heartbeat_misses: 3,
+        heartbeat_interval: Duration::from_millis(250),
+        heartbeat_misses: 4,
         log_json: Some(log.clone()),
         ..TrackerConfig::default()
     };
@@ -1516,9 +1519,11 @@ async fn metrics_whose_counts_go_down_are_logged_as_rejected() {
 // Address verification (docs/SECURITY.md, "Address verification")
 // ---------------------------------------------------------------------------------------------
 
-/// A tracker whose hello timeout is its minimum, one second.
+/// A tracker whose hello timeout is its minimum, one second (250 ms × (3 + 1)); a member that
+/// answers is dropped only after three missed heartbeats, 750 ms, which a busy machine does not
+/// cause.
 async fn start_quick_hello() -> TrackerHandle {
-    start(TrackerConfig::default().with_heartbeat(Duration::from_millis(100), 1)).await
+    start(TrackerConfig::default().with_heartbeat(Duration::from_millis(250), 3)).await
 }
 
 #[tokio::test]

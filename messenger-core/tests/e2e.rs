@@ -9,7 +9,7 @@ use std::time::Duration;
 use messenger_core::client::{Client, ClientConfig, ClientEvent};
 use messenger_core::protocol::wire::{Data, Datagram, Frame, Header};
 use messenger_core::protocol::{SeqNo, ViewId};
-use messenger_core::tracker::{Tracker, TrackerConfig};
+use messenger_core::tracker::{AccessPolicy, Tracker, TrackerConfig};
 use messenger_core::{ErrorCode, FaultConfig, Order};
 use support::{check_fifo, Log};
 
@@ -294,6 +294,59 @@ async fn clients_reconnect_and_rejoin_after_the_tracker_restarts() {
     assert_eq!(alog.deliveries("room")[0].2, "ann-during-outage");
     a.quit().await.unwrap();
     b.quit().await.unwrap();
+    second.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_the_new_tracker_refuses_is_reported_as_rejoin_failed() {
+    let first = Tracker::spawn(local(), TrackerConfig::default())
+        .await
+        .expect("tracker binds");
+    let addr = first.local_addr();
+    let (a, alog) = client(addr, "ann", None).await;
+    a.join("room", Order::Fifo, None).await.expect("join");
+    a.join("hall", Order::Fifo, None).await.expect("join");
+    first.shutdown().await;
+    alog.wait_for("tracker lost", WAIT, |s| {
+        s.events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::TrackerLost { .. }))
+    })
+    .await;
+    // The tracker comes back with a policy: "room" now needs a password ann does not have.
+    let policy = AccessPolicy::from_toml_str("[[group]]\nname = \"room\"\npassword = \"new\"")
+        .expect("policy");
+    let second = Tracker::spawn(addr, TrackerConfig::default().with_policy(policy))
+        .await
+        .expect("tracker binds the same port again");
+    alog.wait_for("reconnected with one group refused", WAIT, |s| {
+        s.events.iter().any(
+            |e| matches!(e, ClientEvent::Reconnected { groups } if groups == &["hall".to_string()]),
+        )
+    })
+    .await;
+    let failed: Vec<(String, String)> = alog.with(|s| {
+        s.events
+            .iter()
+            .filter_map(|e| match e {
+                ClientEvent::RejoinFailed { group, reason } => {
+                    Some((group.clone(), reason.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    });
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].0, "room");
+    assert!(
+        failed[0].1.to_lowercase().contains("password"),
+        "the reason says why: {}",
+        failed[0].1
+    );
+    // The refused group is gone from the client; the other one works.
+    assert!(a.send("room", "x").await.is_err());
+    a.send("hall", "still here").await.expect("send to hall");
+    a.quit().await.unwrap();
     second.shutdown().await;
 }
 

@@ -145,8 +145,8 @@ struct Node {
     logs: Vec<Vec<(MsgId, Instant)>>,
     /// Deliveries per origin membership, for the current incarnation (a cheap completion test).
     counts: HashMap<MemberId, u64>,
-    /// Messages reported lost, per incarnation.
-    lost: Vec<u64>,
+    /// Messages reported lost (origin, first, last), per incarnation.
+    lost: Vec<Vec<(MemberId, u64, u64)>>,
     /// Largest buffer sizes seen.
     peak: crate::protocol::BufferSizes,
     /// Cut off from the data plane by [`Action::Silence`]: like a crashed member to the
@@ -293,7 +293,7 @@ impl Simulation {
             leaving: false,
             logs: vec![Vec::new()],
             counts: HashMap::new(),
-            lost: vec![0],
+            lost: vec![Vec::new()],
             peak: Default::default(),
             silenced: false,
             abrupt: vec![false],
@@ -559,7 +559,7 @@ impl Simulation {
                 n.sent.push(Vec::new());
                 n.logs.push(Vec::new());
                 n.counts.clear();
-                n.lost.push(0);
+                n.lost.push(Vec::new());
                 n.abrupt.push(false);
                 n.group = None;
                 n.to_send = self.config.messages;
@@ -718,7 +718,11 @@ impl Simulation {
                         now,
                     ));
                 }
-                Event::Lost { first, last, .. } => node.lost[inc] += last.0 - first.0 + 1,
+                Event::Lost {
+                    origin,
+                    first,
+                    last,
+                } => node.lost[inc].push((origin, first.0, last.0)),
                 Event::Writable => node.blocked = false,
                 Event::Removed => {
                     node.state = NodeState::Out;
@@ -902,6 +906,53 @@ impl Simulation {
                         got.len(),
                         seqs.first(),
                         got.first()
+                    ));
+                }
+            }
+        }
+        // Messages reported lost: only of a sender that went away without making them stable,
+        // only ones it sent, and never ones this member delivered.
+        for (i, n) in self.nodes.iter().enumerate() {
+            if !self.in_group(i) {
+                continue;
+            }
+            let log = &n.logs[n.incarnation as usize];
+            for &(origin, first, last) in &n.lost[n.incarnation as usize] {
+                let sender = self.nodes.iter().find_map(|x| {
+                    x.ids
+                        .iter()
+                        .position(|id| *id == origin)
+                        .map(|inc| (x, inc))
+                });
+                let Some((x, inc)) = sender else {
+                    return Err(format!(
+                        "seed {seed}: {} was told messages of unknown {origin} are lost",
+                        n.id
+                    ));
+                };
+                if !x.gone_unstable(inc) {
+                    return Err(format!(
+                        "seed {seed}: {} was told {origin}'s messages {first}..={last} are lost, \
+                         but {origin} did not go away with unstable messages",
+                        n.id
+                    ));
+                }
+                if first == 0 || first > last || last > x.sent[inc].len() as u64 {
+                    return Err(format!(
+                        "seed {seed}: {} was told {origin}'s messages {first}..={last} are lost, \
+                         but {origin} sent {}",
+                        n.id,
+                        x.sent[inc].len()
+                    ));
+                }
+                if let Some((m, _)) = log.iter().find(|(m, _)| {
+                    m.origin == origin
+                        && m.incarnation == inc as u32
+                        && (first..=last).contains(&m.seq)
+                }) {
+                    return Err(format!(
+                        "seed {seed}: {} delivered {origin}'s message {} and was told it is lost",
+                        n.id, m.seq
                     ));
                 }
             }

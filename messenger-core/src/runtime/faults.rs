@@ -268,4 +268,50 @@ mod tests {
             10_000 - c.dropped + c.duplicated
         );
     }
+
+    /// `delay_ms` bounds how long a datagram is held, and holding reorders: datagrams handed
+    /// over in order come out of the injector (sent now, or popped when due) out of order.
+    #[test]
+    fn delay_ms_bounds_the_delay_and_reorder_reorders() {
+        let start = crate::testing::epoch();
+        let config = FaultConfig::parse("reorder=0.5,delay_ms=7,seed=5").unwrap();
+        assert_eq!(config.delay, Duration::from_millis(7));
+        let mut f = FaultInjector::new(config);
+        let to = SocketAddr::from(([127, 0, 0, 1], 9));
+        let mut arrived: Vec<u32> = Vec::new();
+        let mut out = Vec::new();
+        // One datagram every 100 µs for 100 ms of virtual time.
+        for i in 0..1_000u32 {
+            let now = start + Duration::from_micros(100 * u64::from(i));
+            while let Some((_, bytes)) = f.pop_due(now) {
+                arrived.push(u32::from_le_bytes(bytes.try_into().unwrap()));
+            }
+            f.apply(now, to, i.to_le_bytes().to_vec(), &mut out);
+            arrived.extend(
+                out.drain(..)
+                    .map(|(_, b)| u32::from_le_bytes(b.try_into().unwrap())),
+            );
+            if let Some(due) = f.next_due() {
+                assert!(due <= now + Duration::from_millis(7), "held past delay_ms");
+            }
+        }
+        while let Some((_, bytes)) = f.pop_due(start + Duration::from_secs(1)) {
+            arrived.push(u32::from_le_bytes(bytes.try_into().unwrap()));
+        }
+        assert_eq!(arrived.len(), 1_000, "nothing lost or duplicated");
+        let overtaken = arrived.windows(2).filter(|w| w[0] > w[1]).count();
+        assert!(
+            overtaken > 100,
+            "only {overtaken} datagrams came out of order"
+        );
+        // Held datagrams fall behind by at most delay_ms / 100 µs = 70 places.
+        for (place, &i) in arrived.iter().enumerate() {
+            assert!(place as i64 - i64::from(i) <= 70, "{i} came out at {place}");
+        }
+        let delayed = f.counts().delayed;
+        assert!(
+            (400..600).contains(&delayed),
+            "{delayed} of 1,000 held at reorder=0.5"
+        );
+    }
 }

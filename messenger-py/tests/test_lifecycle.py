@@ -1,7 +1,10 @@
 """Clients that are never quit: freed, dropped inside their own callback, alive at exit."""
 
 import gc
+import os
+import signal
 import threading
+import time
 from typing import Callable, List
 
 import messenger
@@ -62,3 +65,34 @@ def test_a_client_freed_inside_its_own_callback(tracker: messenger.Tracker) -> N
         ann.send("g", "go away")
         assert freed.wait(10)
         inbox.wait_members("g", ["ann"])
+
+
+# A client in another process, which the test then freezes with SIGSTOP: its TCP connection
+# stays open, but it answers no heartbeat.
+FROZEN_CLIENT = r"""
+import sys, threading, messenger
+c = messenger.Client(sys.argv[1], "zed")
+c.join("g")
+print("joined", flush=True)
+threading.Event().wait()
+"""
+
+
+def test_the_heartbeat_interval_is_in_seconds(processes: Callable[..., Process]) -> None:
+    with messenger.Tracker(heartbeat_interval=0.2, heartbeat_misses=2) as tracker:
+        inbox = Inbox()
+        with messenger.Client(tracker, "ann", **inbox.kwargs()) as ann:
+            ann.join("g")
+            child = processes(["-c", FROZEN_CLIENT, tracker.address])
+            child.expect("^joined$")
+            inbox.wait_members("g", ["ann", "zed"])
+            frozen_at = time.monotonic()
+            os.kill(child.proc.pid, signal.SIGSTOP)
+            # Read as seconds, zed is dropped after two unanswered heartbeats (0.4 s or more);
+            # read as milliseconds, it would be dropped at once (and ann with it, most likely);
+            # read as anything larger, not within the wait.
+            inbox.wait_members("g", ["ann"])
+            waited = time.monotonic() - frozen_at
+            assert waited >= 0.35, "dropped after %.3f s: not read as seconds" % waited
+            assert tracker.stats().clients_dropped == 1
+            os.kill(child.proc.pid, signal.SIGCONT)

@@ -9,14 +9,25 @@ use std::time::Duration;
 use messenger_core::client::{Client, ClientConfig, ClientEvent};
 use messenger_core::protocol::wire::{Data, Datagram, Frame, Header};
 use messenger_core::protocol::{SeqNo, ViewId};
-use messenger_core::tracker::{AccessPolicy, Tracker, TrackerConfig};
+use messenger_core::tracker::{AccessPolicy, Tracker, TrackerConfig, TrackerHandle};
 use messenger_core::{ErrorCode, FaultConfig, Order};
-use support::{check_fifo, Log};
+use support::{check_fifo, Log, Seen};
 
 const WAIT: Duration = Duration::from_secs(30);
 
 fn local() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// A tracker on `addr` (port 0 for a free one, or the port of one that was shut down).
+async fn tracker_on(addr: SocketAddr, config: TrackerConfig) -> TrackerHandle {
+    Tracker::spawn(addr, config).await.expect("tracker binds")
+}
+
+fn tracker_lost(s: &Seen) -> bool {
+    s.events
+        .iter()
+        .any(|e| matches!(e, ClientEvent::TrackerLost { .. }))
 }
 
 async fn client(tracker: SocketAddr, name: &str, faults: Option<FaultConfig>) -> (Client, Log) {
@@ -33,9 +44,7 @@ async fn client(tracker: SocketAddr, name: &str, faults: Option<FaultConfig>) ->
 /// Four clients, a FIFO group and a total-order group, everyone in both, everyone sending
 /// `per_sender` messages to each: every log exact, FIFO per sender, total-order logs identical.
 async fn exchange(faults: Option<FaultConfig>, per_sender: u64) {
-    let tracker = Tracker::spawn(local(), TrackerConfig::default())
-        .await
-        .expect("tracker binds");
+    let tracker = tracker_on(local(), TrackerConfig::default()).await;
     let addr = tracker.local_addr();
     let names = ["ann", "bob", "cid", "dee"];
     let mut clients = Vec::new();
@@ -147,9 +156,7 @@ async fn four_clients_two_groups_exact_logs_under_injected_faults() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tracker_errors_reach_the_client_as_typed_errors() {
-    let tracker = Tracker::spawn(local(), TrackerConfig::default())
-        .await
-        .expect("tracker binds");
+    let tracker = tracker_on(local(), TrackerConfig::default()).await;
     let addr = tracker.local_addr();
     let (a, _) = client(addr, "ann", None).await;
     // Username taken.
@@ -184,9 +191,7 @@ async fn tracker_errors_reach_the_client_as_typed_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spoofed_datagram_is_dropped_and_counted() {
-    let tracker = Tracker::spawn(local(), TrackerConfig::default())
-        .await
-        .expect("tracker binds");
+    let tracker = tracker_on(local(), TrackerConfig::default()).await;
     let addr = tracker.local_addr();
     let (a, alog) = client(addr, "ann", None).await;
     let (b, _) = client(addr, "bob", None).await;
@@ -244,9 +249,7 @@ async fn a_spoofed_datagram_is_dropped_and_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_reconnect_and_rejoin_after_the_tracker_restarts() {
-    let first = Tracker::spawn(local(), TrackerConfig::default())
-        .await
-        .expect("tracker binds");
+    let first = tracker_on(local(), TrackerConfig::default()).await;
     let addr = first.local_addr();
     let (a, alog) = client(addr, "ann", None).await;
     let (b, blog) = client(addr, "bob", None).await;
@@ -256,12 +259,7 @@ async fn clients_reconnect_and_rejoin_after_the_tracker_restarts() {
         .await;
     first.shutdown().await;
     for log in [&alog, &blog] {
-        log.wait_for("tracker lost", WAIT, |s| {
-            s.events
-                .iter()
-                .any(|e| matches!(e, ClientEvent::TrackerLost { .. }))
-        })
-        .await;
+        log.wait_for("tracker lost", WAIT, tracker_lost).await;
     }
     // Without a tracker, delivery among the members already known goes on.
     a.send("room", "ann-during-outage")
@@ -269,9 +267,7 @@ async fn clients_reconnect_and_rejoin_after_the_tracker_restarts() {
         .expect("send while the tracker is down");
     blog.wait_for("delivery during the outage", WAIT, |s| s.count("room") >= 1)
         .await;
-    let second = Tracker::spawn(addr, TrackerConfig::default())
-        .await
-        .expect("tracker binds the same port again");
+    let second = tracker_on(addr, TrackerConfig::default()).await;
     for log in [&alog, &blog] {
         log.wait_for("reconnected and re-joined", WAIT, |s| {
             s.events.iter().any(|e| {
@@ -299,26 +295,17 @@ async fn clients_reconnect_and_rejoin_after_the_tracker_restarts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_the_new_tracker_refuses_is_reported_as_rejoin_failed() {
-    let first = Tracker::spawn(local(), TrackerConfig::default())
-        .await
-        .expect("tracker binds");
+    let first = tracker_on(local(), TrackerConfig::default()).await;
     let addr = first.local_addr();
     let (a, alog) = client(addr, "ann", None).await;
     a.join("room", Order::Fifo, None).await.expect("join");
     a.join("hall", Order::Fifo, None).await.expect("join");
     first.shutdown().await;
-    alog.wait_for("tracker lost", WAIT, |s| {
-        s.events
-            .iter()
-            .any(|e| matches!(e, ClientEvent::TrackerLost { .. }))
-    })
-    .await;
+    alog.wait_for("tracker lost", WAIT, tracker_lost).await;
     // The tracker comes back with a policy: "room" now needs a password ann does not have.
     let policy = AccessPolicy::from_toml_str("[[group]]\nname = \"room\"\npassword = \"new\"")
         .expect("policy");
-    let second = Tracker::spawn(addr, TrackerConfig::default().with_policy(policy))
-        .await
-        .expect("tracker binds the same port again");
+    let second = tracker_on(addr, TrackerConfig::default().with_policy(policy)).await;
     alog.wait_for("reconnected with one group refused", WAIT, |s| {
         s.events.iter().any(
             |e| matches!(e, ClientEvent::Reconnected { groups } if groups == &["hall".to_string()]),
@@ -362,9 +349,7 @@ async fn a_quitting_clients_metrics_reach_the_tracker_log() {
         log_json: Some(path.clone()),
         ..TrackerConfig::default()
     };
-    let tracker = Tracker::spawn(local(), config)
-        .await
-        .expect("tracker binds");
+    let tracker = tracker_on(local(), config).await;
     let addr = tracker.local_addr();
     let (a, alog) = client(addr, "ann", None).await;
     let (b, blog) = client(addr, "bob", None).await;

@@ -414,6 +414,11 @@ typedef struct messenger_metrics {
    * Datagrams dropped as malformed, spoofed, stale or for an unknown group.
    */
   uint64_t dropped_datagrams;
+  /**
+   * Sends that found their group's send window full and waited for room (the
+   * application sends faster than the slowest member acknowledges).
+   */
+  uint64_t window_waits;
 } messenger_metrics;
 
 /**

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use messenger_core::client::{Client, ClientConfig, ClientEvent};
 use messenger_core::protocol::wire::{Data, Datagram, Frame, Header};
-use messenger_core::protocol::{SeqNo, ViewId};
+use messenger_core::protocol::{GroupConfig, SeqNo, ViewId};
 use messenger_core::tracker::{AccessPolicy, Tracker, TrackerConfig, TrackerHandle};
 use messenger_core::{ErrorCode, FaultConfig, Order};
 use support::{check_fifo, Log, Seen};
@@ -31,10 +31,20 @@ fn tracker_lost(s: &Seen) -> bool {
 }
 
 async fn client(tracker: SocketAddr, name: &str, faults: Option<FaultConfig>) -> (Client, Log) {
+    client_with(tracker, name, faults, GroupConfig::default()).await
+}
+
+async fn client_with(
+    tracker: SocketAddr,
+    name: &str,
+    faults: Option<FaultConfig>,
+    group: GroupConfig,
+) -> (Client, Log) {
     let log = Log::new();
     let mut config = ClientConfig::new(tracker, name);
     // An explicit "no faults" so that MESSENGER_FAULTS in the environment cannot change a test.
     config.faults = Some(faults.unwrap_or_default());
+    config.group = group;
     let c = Client::connect(config, log.handler())
         .await
         .unwrap_or_else(|e| panic!("{name} connects: {e}"));
@@ -43,13 +53,19 @@ async fn client(tracker: SocketAddr, name: &str, faults: Option<FaultConfig>) ->
 
 /// Four clients, a FIFO group and a total-order group, everyone in both, everyone sending
 /// `per_sender` messages to each: every log exact, FIFO per sender, total-order logs identical.
-async fn exchange(faults: Option<FaultConfig>, per_sender: u64) {
+/// With a `window` far smaller than `per_sender`, every sender fills its window and waits for
+/// room again and again (the path a lost wake-up would deadlock).
+async fn exchange(faults: Option<FaultConfig>, per_sender: u64, window: u64) {
     let tracker = tracker_on(local(), TrackerConfig::default()).await;
     let addr = tracker.local_addr();
     let names = ["ann", "bob", "cid", "dee"];
     let mut clients = Vec::new();
     for name in names {
-        clients.push(client(addr, name, faults).await);
+        let group = GroupConfig {
+            window,
+            ..GroupConfig::default()
+        };
+        clients.push(client_with(addr, name, faults, group).await);
     }
     for (c, _) in &clients {
         c.join("fifo-room", Order::Fifo, None)
@@ -84,7 +100,11 @@ async fn exchange(faults: Option<FaultConfig>, per_sender: u64) {
         }));
     }
     for s in senders {
-        s.await.expect("sender task");
+        // A sender whose wake-up was lost would wait on a full window for ever.
+        tokio::time::timeout(WAIT, s)
+            .await
+            .expect("every send returns within the timeout")
+            .expect("sender task");
     }
     let expected = (names.len() as u64 * per_sender) as usize;
     for (c, log) in &clients {
@@ -125,6 +145,16 @@ async fn exchange(faults: Option<FaultConfig>, per_sender: u64) {
         let m = c.metrics();
         assert_eq!(m.sent, 2 * per_sender);
         assert_eq!(m.received, 2 * (names.len() as u64 - 1) * per_sender);
+        // Each sender sends as fast as the calls return, so a window much smaller than what
+        // it sends is full long before the first acknowledgement (0.5 ms away) comes back.
+        if window * 10 <= per_sender {
+            assert!(
+                m.window_waits >= 10,
+                "{}: the window filled only {} times",
+                c.username(),
+                m.window_waits
+            );
+        }
         // A run under faults proves that faults happened; a clean run that none did.
         let f = c.fault_counts();
         if faults.is_some() {
@@ -145,13 +175,18 @@ async fn exchange(faults: Option<FaultConfig>, per_sender: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_clients_two_groups_exact_logs() {
-    exchange(None, 1_000).await;
+    exchange(None, 1_000, GroupConfig::default().window).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn senders_fill_and_drain_a_small_window_many_times() {
+    exchange(None, 2_000, 16).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_clients_two_groups_exact_logs_under_injected_faults() {
     let faults = FaultConfig::parse("loss=0.1,dup=0.05,reorder=0.2,seed=7").unwrap();
-    exchange(Some(faults), 1_000).await;
+    exchange(Some(faults), 1_000, GroupConfig::default().window).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

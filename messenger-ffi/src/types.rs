@@ -307,6 +307,9 @@ pub struct messenger_metrics {
     pub latency_max_us: u64,
     /// Datagrams dropped as malformed, spoofed, stale or for an unknown group.
     pub dropped_datagrams: u64,
+    /// Sends that found their group's send window full and waited for room (the
+    /// application sends faster than the slowest member acknowledges).
+    pub window_waits: u64,
 }
 
 fn micros(d: Duration) -> u64 {
@@ -326,6 +329,7 @@ impl From<MetricsSnapshot> for messenger_metrics {
             latency_p99_us: micros(m.latency_p99),
             latency_max_us: micros(m.latency_max),
             dropped_datagrams: m.dropped_datagrams,
+            window_waits: m.window_waits,
         }
     }
 }
@@ -343,6 +347,7 @@ impl From<&messenger_metrics> for MetricsSnapshot {
             latency_p99: Duration::from_micros(m.latency_p99_us),
             latency_max: Duration::from_micros(m.latency_max_us),
             dropped_datagrams: m.dropped_datagrams,
+            window_waits: m.window_waits,
         }
     }
 }

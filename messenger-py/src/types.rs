@@ -275,6 +275,12 @@ impl Metrics {
     fn dropped_datagrams(&self) -> u64 {
         self.snapshot.dropped_datagrams
     }
+    /// Sends that found their group's send window full and waited for room (the application
+    /// sends faster than the slowest member acknowledges).
+    #[getter]
+    fn window_waits(&self) -> u64 {
+        self.snapshot.window_waits
+    }
 
     fn __str__(&self) -> String {
         self.snapshot.to_string()

@@ -124,6 +124,8 @@ pub struct Metrics {
     pub sent: u64,
     pub received: u64,
     pub dropped_datagrams: u64,
+    /// Sends that found their group's send window full and waited for room.
+    pub window_waits: u64,
     pub latency: LatencyHistogram,
 }
 
@@ -134,6 +136,7 @@ impl Metrics {
             sent: 0,
             received: 0,
             dropped_datagrams: 0,
+            window_waits: 0,
             latency: LatencyHistogram::default(),
         }
     }
@@ -149,6 +152,12 @@ impl Metrics {
             latency_max_micros: self.latency.max(),
             dropped_datagrams: self.dropped_datagrams,
         }
+    }
+
+    /// What the application sees: the report the tracker gets, and the counts only this
+    /// client keeps.
+    pub fn snapshot(&self, now: Instant) -> MetricsSnapshot {
+        MetricsSnapshot::new(&self.report(now), self.window_waits)
     }
 }
 
@@ -167,10 +176,14 @@ pub struct MetricsSnapshot {
     pub latency_p99: Duration,
     pub latency_max: Duration,
     pub dropped_datagrams: u64,
+    /// Sends that found their group's send window full and waited for room (the application
+    /// sends faster than the slowest member acknowledges).
+    pub window_waits: u64,
 }
 
-impl From<MetricsReport> for MetricsSnapshot {
-    fn from(r: MetricsReport) -> Self {
+impl MetricsSnapshot {
+    /// The figures of a report to the tracker, with the counts a report does not carry.
+    pub fn new(r: &MetricsReport, window_waits: u64) -> Self {
         let elapsed = Duration::from_micros(r.elapsed_micros);
         let total = r.sent + r.received;
         let secs = elapsed.as_secs_f64();
@@ -185,6 +198,7 @@ impl From<MetricsReport> for MetricsSnapshot {
             latency_p99: Duration::from_micros(r.latency_p99_micros),
             latency_max: Duration::from_micros(r.latency_max_micros),
             dropped_datagrams: r.dropped_datagrams,
+            window_waits,
         }
     }
 }
@@ -254,13 +268,14 @@ mod tests {
 
     #[test]
     fn metrics_block_has_the_documented_lines() {
-        let s = MetricsSnapshot::from(MetricsReport {
+        let report = MetricsReport {
             sent: 3,
             received: 5,
             elapsed_micros: 2_000_000,
             latency_mean_micros: 1_500,
             ..MetricsReport::default()
-        });
+        };
+        let s = MetricsSnapshot::new(&report, 0);
         let text = s.to_string();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "-----Performance analytics -----");

@@ -313,6 +313,11 @@ impl Shared {
         let m = self.metrics.lock().unwrap_or_else(|e| e.into_inner());
         m.report(Instant::now())
     }
+
+    pub(crate) fn metrics_snapshot(&self) -> MetricsSnapshot {
+        let m = self.metrics.lock().unwrap_or_else(|e| e.into_inner());
+        m.snapshot(Instant::now())
+    }
 }
 
 /// A connected client. Cheap to clone; every clone drives the same connection.
@@ -555,7 +560,7 @@ impl Client {
 
     /// This client's metrics so far.
     pub fn metrics(&self) -> MetricsSnapshot {
-        self.shared.metrics_report().into()
+        self.shared.metrics_snapshot()
     }
 
     /// What the fault injector ([`ClientConfig::faults`] or `MESSENGER_FAULTS`) did to this
@@ -567,11 +572,20 @@ impl Client {
     /// Reports the metrics to the tracker, leaves every group, and stops the client. Returns
     /// the final metrics. Later calls on any clone fail with [`ClientError::Closed`].
     pub async fn quit(&self) -> Result<MetricsSnapshot, ClientError> {
-        let metrics = self.shared.metrics_report();
+        let (metrics, window_waits) = {
+            let m = self
+                .shared
+                .metrics
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            (m.report(Instant::now()), m.window_waits)
+        };
         let result = self.request(Request::Quit { metrics }).await;
         self.shutdown().await;
         match result {
-            Ok(_) | Err(ClientError::TrackerUnavailable(_)) => Ok(metrics.into()),
+            Ok(_) | Err(ClientError::TrackerUnavailable(_)) => {
+                Ok(MetricsSnapshot::new(&metrics, window_waits))
+            }
             Err(e) => Err(e),
         }
     }

@@ -203,6 +203,7 @@ impl DataPlane {
         group: &str,
         payload: Bytes,
     ) -> Result<u64, ClientError> {
+        let mut waited = false;
         loop {
             // Registered before the attempt, so room made in between is not missed.
             let room = self.writable.notified();
@@ -232,7 +233,17 @@ impl DataPlane {
                             .sent += 1;
                         return Ok(seq.0);
                     }
-                    Err(SendError::WindowFull) => {}
+                    Err(SendError::WindowFull) => {
+                        drop(core);
+                        if !waited {
+                            waited = true;
+                            shared
+                                .metrics
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .window_waits += 1;
+                        }
+                    }
                     Err(SendError::TooLarge { len, limit }) => {
                         return Err(ClientError::TooLarge { len, limit })
                     }

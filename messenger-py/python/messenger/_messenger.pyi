@@ -130,6 +130,9 @@ class Metrics:
     def latency_max(self) -> float: ...
     @property
     def dropped_datagrams(self) -> int: ...
+    @property
+    def window_waits(self) -> int:
+        """Sends that found their group's send window full and waited for room."""
 
 @final
 class TrackerStats:

@@ -405,3 +405,68 @@ fn nacks_cannot_make_a_member_send_more_than_its_credit() {
     assert!(resent <= bound, "resent {resent} bytes, bound {bound}");
     assert!(g.stats().resends_refused > 0);
 }
+
+/// A datagram built in a view before its sender's membership began (an earlier membership on
+/// the same address, or a forgery) is dropped as stale and counted, and nothing in it is used;
+/// the same frames in the member's own view are delivered.
+#[test]
+fn datagrams_from_before_a_membership_began_are_dropped_as_stale() {
+    let now = epoch();
+    let late = MemberId(4);
+    let mut v = view(Order::Fifo);
+    v.id = ViewId(3);
+    v.members.push(ViewMember {
+        id: late,
+        name: "late".into(),
+        addr: addr(late),
+        joined: ViewId(3),
+    });
+    let mut g = Group::new(config(), ME, view(Order::Fifo), now);
+    g.apply_view(now, v);
+    let from_late = |view: ViewId| {
+        Datagram {
+            header: Header {
+                group: GROUP,
+                sender: late,
+                recipient: ME,
+                view,
+            },
+            frames: vec![data(1, "hello")],
+        }
+        .encode()
+        .expect("encodes")
+    };
+    for stale in [ViewId(1), ViewId(2)] {
+        assert_eq!(
+            g.handle_datagram(now, addr(late), &from_late(stale)),
+            Err(DropReason::Stale)
+        );
+    }
+    assert_eq!(g.stats().stale, 2);
+    assert_eq!(
+        deliveries(&mut g),
+        vec![],
+        "nothing of a stale datagram is used"
+    );
+    g.handle_datagram(now, addr(late), &from_late(ViewId(3)))
+        .expect("its own view is accepted");
+    assert_eq!(deliveries(&mut g), vec![(late, 1)]);
+    assert_eq!(g.stats().stale, 2);
+
+    // A member that joined in view 3 takes nothing built for an earlier view, even from a
+    // member that was there before it.
+    let mut joined_late = view(Order::Fifo);
+    joined_late.id = ViewId(3);
+    for m in &mut joined_late.members {
+        if m.id == ME {
+            m.joined = ViewId(3);
+        }
+    }
+    let mut g = Group::new(config(), ME, joined_late, now);
+    assert_eq!(
+        g.handle_datagram(now, addr(HONEST), &datagram(HONEST, vec![data(1, "old")])),
+        Err(DropReason::Stale)
+    );
+    assert_eq!(g.stats().stale, 1);
+    assert_eq!(deliveries(&mut g), vec![]);
+}

@@ -189,3 +189,46 @@ fn a_sender_blocked_on_its_window_reveals_its_tail_every_rto() {
     }
     assert!(sent >= 2, "{sent} status messages in 9 ms while blocked");
 }
+
+/// An idle member still tells every peer where its stream stands, once per
+/// `status_interval` (that is how a peer learns of a lost tail when nothing else is sent), and
+/// sends nothing else while idle.
+#[test]
+fn an_idle_member_sends_one_status_to_each_peer_every_status_interval() {
+    let t0 = epoch();
+    let mut g = group(t0);
+    let _ = statuses(&mut g);
+    let interval = GroupConfig::default().status_interval;
+    let mut now = t0;
+    let mut per_interval = Vec::new();
+    for k in 1..=5u32 {
+        let mut sent = 0;
+        let mut other = 0;
+        loop {
+            let due = g
+                .poll_timeout()
+                .expect("the status timer is armed while idle");
+            if due > t0 + interval * k {
+                break;
+            }
+            now = due;
+            g.handle_timeout(now);
+            while let Some(t) = g.poll_transmit() {
+                assert_eq!(t.member, PEER);
+                for frame in Datagram::decode(&t.bytes).expect("own datagram").frames {
+                    match frame {
+                        Frame::Status(_) => sent += 1,
+                        _ => other += 1,
+                    }
+                }
+            }
+        }
+        assert_eq!(other, 0, "an idle member sends only status messages");
+        per_interval.push(sent);
+    }
+    assert_eq!(per_interval, vec![1; 5], "one status per interval");
+    assert!(
+        now > t0 + interval * 4,
+        "the timer ran through five intervals"
+    );
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use messenger_core::protocol::Order;
 use messenger_core::testing::net::LinkFaults;
-use messenger_core::testing::sim::{run_and_check, Action, SimConfig};
+use messenger_core::testing::sim::{run_and_check, Action, SimConfig, Simulation};
 
 fn seeds(default: u64) -> Vec<u64> {
     if let Ok(one) = std::env::var("SIM_SEED") {
@@ -298,4 +298,30 @@ fn total_order_with_small_windows_and_a_crash() {
         });
         c
     }));
+}
+
+/// A total-order member remembers the resolved streams of departed members for later
+/// resolution rounds, at most `max_departed` of them (docs/PROTOCOL.md §8): five departures
+/// one after another leave at most two behind with a bound of two, where the default bound
+/// keeps all five (so the check below can fail).
+#[test]
+fn departed_streams_are_forgotten_beyond_max_departed() {
+    let peak_departed = |max_departed: usize| {
+        let mut c = SimConfig::new(11, 4, Order::Total);
+        c.group.max_departed = max_departed;
+        for (k, member) in [1, 2, 3, 1, 2].into_iter().enumerate() {
+            let at = Duration::from_millis(50 + 100 * k as u64);
+            c.actions.push(Action::LeaveAtOnce { member, at });
+            c.actions.push(Action::Rejoin {
+                member,
+                at: at + Duration::from_millis(50),
+            });
+        }
+        let mut sim = Simulation::new(c);
+        let report = sim.run();
+        sim.check(&report).expect("the run passes the checker");
+        sim.peak_sizes().departed_streams
+    };
+    assert_eq!(peak_departed(64), 5, "every departure is remembered");
+    assert_eq!(peak_departed(2), 2, "no more than max_departed");
 }

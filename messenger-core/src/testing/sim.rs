@@ -689,6 +689,7 @@ impl Simulation {
             .max(sizes.hold_back_per_origin);
         node.peak.max_stream_held = node.peak.max_stream_held.max(sizes.max_stream_held);
         node.peak.pending_finals = node.peak.pending_finals.max(sizes.pending_finals);
+        node.peak.departed_streams = node.peak.departed_streams.max(sizes.departed_streams);
         while let Some(t) = g.poll_transmit() {
             self.net.send(now, node.addr, t.to, t.bytes);
         }
@@ -1088,6 +1089,7 @@ impl Simulation {
             p.hold_back_per_origin = p.hold_back_per_origin.max(n.peak.hold_back_per_origin);
             p.max_stream_held = p.max_stream_held.max(n.peak.max_stream_held);
             p.pending_finals = p.pending_finals.max(n.peak.pending_finals);
+            p.departed_streams = p.departed_streams.max(n.peak.departed_streams);
         }
         p
     }

@@ -6,6 +6,7 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use support::{chat, chat_with, deliveries, free_port, tracker, Proc};
 
@@ -389,5 +390,96 @@ fn a_chat_silent_on_udp_is_removed_and_the_others_go_on() {
     for c in [&mut ann, &mut bob, &mut carl] {
         c.close_stdin();
         assert!(c.wait_exit().success());
+    }
+}
+
+/// Starts a tracker with `--heartbeat-interval interval_ms --heartbeat-misses misses` and two
+/// chats in one group, freezes one (SIGSTOP: its connection stays open, it answers no probe)
+/// and waits until the tracker drops it and the other chat sees it go. Returns how long after
+/// the freeze the tracker said so (an upper bound of when it dropped it).
+fn time_to_drop_a_frozen_chat(interval_ms: &str, misses: &str) -> Duration {
+    let (tracker, addr) = tracker(&[
+        "--heartbeat-interval",
+        interval_ms,
+        "--heartbeat-misses",
+        misses,
+    ]);
+    // Neither chat reports the other for UDP silence within the test: only the heartbeats
+    // can remove zed.
+    let quiet = ["--suspect-after", "600"];
+    let mut ann = chat_with("ann", addr, &quiet, &[]);
+    let mut zed = chat_with("zed", addr, &quiet, &[]);
+    ann.send("!j g");
+    ann.expect_prefix("* you joined g (fifo order)");
+    zed.send("!j g");
+    zed.expect_line("* you joined g (fifo order) with ann");
+    ann.expect_line("* zed joined g");
+    // Taken before the signal: the measured wait can only be longer than the real one.
+    let frozen_at = Instant::now();
+    zed.freeze();
+    tracker.expect_stderr(&format!(
+        "zed failed: {misses} heartbeats unanswered, removing it from its groups"
+    ));
+    let waited = frozen_at.elapsed();
+    ann.expect_line("* zed left g");
+    // ann answered every probe meanwhile.
+    assert!(
+        !tracker.stderr().iter().any(|l| l.contains("ann failed")),
+        "{:#?}",
+        tracker.stderr()
+    );
+    waited
+}
+
+/// `--heartbeat-interval 200 --heartbeat-misses 2`: a chat that stops answering is dropped
+/// after two unanswered probes (the tracker's log names the number; the default is 3), and
+/// not before two intervals have passed: the probes that go unanswered are sent at least
+/// 200 ms apart, so it was still a member 0.35 s after it froze.
+#[test]
+fn a_frozen_chat_is_dropped_after_the_given_heartbeat_misses() {
+    let waited = time_to_drop_a_frozen_chat("200", "2");
+    assert!(
+        waited >= Duration::from_millis(350),
+        "dropped {waited:?} after it froze: sooner than 2 probes 200 ms apart"
+    );
+}
+
+/// The interval is read too, not only its lower bound checked: with 1800 ms between probes
+/// and 2 misses, the frozen chat is dropped no sooner than 3.6 s after it froze; with the
+/// default interval (1000 ms) it would be gone within 3 s.
+#[test]
+fn a_longer_heartbeat_interval_keeps_a_frozen_chat_longer() {
+    let waited = time_to_drop_a_frozen_chat("1800", "2");
+    assert!(
+        waited >= Duration::from_millis(3_500),
+        "dropped {waited:?} after it froze: sooner than 2 probes 1800 ms apart"
+    );
+}
+
+/// A zero or non-numeric heartbeat setting is refused before anything starts: a one-line
+/// error naming the flag and the value, and a failure status.
+#[test]
+fn bad_heartbeat_flags_are_refused() {
+    for (flag, value) in [
+        ("--heartbeat-interval", "0"),
+        ("--heartbeat-interval", "soon"),
+        ("--heartbeat-interval", "1.5"),
+        ("--heartbeat-misses", "0"),
+        ("--heartbeat-misses", "two"),
+    ] {
+        let mut t = Proc::spawn(
+            "tracker",
+            &["tracker", "--bind", "127.0.0.1:0", flag, value],
+            &[],
+        );
+        let status = t.wait_exit();
+        assert!(!status.success(), "{flag} {value} was accepted");
+        let first = t.stderr().first().cloned().unwrap_or_default();
+        assert!(
+            first.starts_with(&format!("error: invalid value '{value}' for '{flag} ")),
+            "{flag} {value}: {:#?}",
+            t.stderr()
+        );
+        assert!(t.stdout().is_empty(), "{flag} {value}: {:#?}", t.stdout());
     }
 }

@@ -17,7 +17,7 @@ EXTRA_TESTS :=
 # more, and a malformed SIM_SEEDS is an error.
 unexport SIM_SEED MESSENGER_BLESS MESSENGER_FAULTS
 
-test: lint build test-rust fuzz-check $(EXTRA_TESTS)
+test: lint build test-rust test-examples fuzz-check $(EXTRA_TESTS)
 	@echo "make test: every check passed"
 
 build:
@@ -36,6 +36,37 @@ tools:
 # Unit, property, simulation (500 seeds each for fifo and total) and integration tests.
 test-rust: tools
 	$(CARGO) test --locked
+
+# The examples of messenger-core run (README.md and docs/BENCHMARKS.md send readers to them) and
+# print what they promise, on small inputs: hello_group's four deliveries, in the same order at
+# both clients (a total-order group); every message delivered by loopback_throughput (fifo and
+# total) and by sim_throughput (whose run the simulator also checks), some lost on the way.
+EXAMPLES_OUT := $(or $(CARGO_TARGET_DIR),target)/example-output
+EXAMPLE := $(CARGO) run --locked -q -p messenger-core --example
+# $(call expect_lines,FILE,'REGEX' ...): every extended regex (no commas: they would split the
+# call) matches a whole line of FILE; otherwise FILE is shown with the first that does not.
+expect_lines = for p in $(2); do grep -Eqx -- "$$p" $(1) || \
+	{ cat $(1); echo "$(1): no line matches $$p"; exit 1; }; done
+
+.PHONY: test-examples
+test-examples:
+	@mkdir -p $(EXAMPLES_OUT)
+	$(EXAMPLE) hello_group >$(EXAMPLES_OUT)/hello_group
+	@$(call expect_lines,$(EXAMPLES_OUT)/hello_group,'alice got from alice: hello from alice' \
+		'alice got from bob: hello from bob' 'bob got from alice: hello from alice' \
+		'bob got from bob: hello from bob' \
+		'Messages sent = 1 / Messages received = 1 / Total messages = 2')
+	@diff <(sed -n 's/^alice got from //p' $(EXAMPLES_OUT)/hello_group) \
+		<(sed -n 's/^bob got from //p' $(EXAMPLES_OUT)/hello_group) || \
+		{ echo "hello_group: alice and bob delivered in different orders"; exit 1; }
+	$(EXAMPLE) loopback_throughput -- 3 200 fifo >$(EXAMPLES_OUT)/loopback_throughput
+	$(EXAMPLE) loopback_throughput -- 3 200 total >>$(EXAMPLES_OUT)/loopback_throughput
+	@$(call expect_lines,$(EXAMPLES_OUT)/loopback_throughput, \
+		'Fifo n=3 m=200: 1200/1200 delivered in .*' 'Total n=3 m=200: 1200/1200 delivered in .*')
+	$(EXAMPLE) sim_throughput --features test-util -- 4 200 0.05 >$(EXAMPLES_OUT)/sim_throughput
+	@$(call expect_lines,$(EXAMPLES_OUT)/sim_throughput, \
+		'Fifo: 3200 deliveries in .* [1-9][0-9]* lost by the network.*' \
+		'Total: 3200 deliveries in .* [1-9][0-9]* lost by the network.*')
 
 # The fuzz target must keep building; running it needs nightly and cargo-fuzz (docs/PROTOCOL.md).
 fuzz-check:

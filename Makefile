@@ -17,7 +17,7 @@ EXTRA_TESTS :=
 # more, and a malformed SIM_SEEDS is an error.
 unexport SIM_SEED MESSENGER_BLESS MESSENGER_FAULTS
 
-test: lint build test-rust test-examples fuzz-check $(EXTRA_TESTS)
+test: lint build test-rust test-examples test-bench-replot fuzz-check $(EXTRA_TESTS)
 	@echo "make test: every check passed"
 
 build:
@@ -89,6 +89,26 @@ BENCH_ARGS ?=
 bench:
 	$(CARGO) build --release --locked -p messenger-demo
 	python3 scripts/bench_table.py --binary $(or $(CARGO_TARGET_DIR),target)/release/messenger $(BENCH_ARGS)
+
+# `scripts/bench_table.py --replot` (standard library only) redraws the table and the plots from
+# docs/bench/results.json without running anything: into a copy of docs/BENCHMARKS.md whose
+# table is cut out, and an empty plot directory, it must write back the committed table and
+# plots byte for byte (they are what the stored results give).
+REPLOT_DIR := $(or $(CARGO_TARGET_DIR),target)/bench-replot
+REPLOT_HINT := --replot draws from docs/bench/results.json (make bench, or \
+	python3 scripts/bench_table.py --replot, rewrites it)
+.PHONY: test-bench-replot
+test-bench-replot:
+	rm -rf $(REPLOT_DIR) && mkdir -p $(REPLOT_DIR)/bench
+	cp docs/bench/results.json $(REPLOT_DIR)/bench/
+	awk '/<!-- bench-table:end -->/ { cut = 0 } !cut { print } /<!-- bench-table:start -->/ { cut = 1 }' \
+		docs/BENCHMARKS.md >$(REPLOT_DIR)/BENCHMARKS.md
+	! cmp -s $(REPLOT_DIR)/BENCHMARKS.md docs/BENCHMARKS.md
+	python3 scripts/bench_table.py --replot --doc $(REPLOT_DIR)/BENCHMARKS.md --plots $(REPLOT_DIR)/bench
+	@for f in BENCHMARKS.md bench/throughput.svg bench/latency.svg; do \
+		cmp $(REPLOT_DIR)/$$f docs/$$f || { echo "docs/$$f differs from what $(REPLOT_HINT)"; \
+		exit 1; }; \
+	done
 
 clean:
 	$(CARGO) clean

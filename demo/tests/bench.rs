@@ -45,6 +45,17 @@ fn assert_lossless_and_ordered(r: &Value, what: &str) {
     assert!(ours["stalled"].is_null(), "{what}");
 }
 
+/// The fault injectors' counts summed over the members: `(dropped, duplicated, delayed)`.
+fn faults_injected(r: &Value, what: &str) -> (u64, u64, u64) {
+    let f = &r["faults_injected"];
+    let count = |key: &str| {
+        f[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{what}: no faults_injected.{key} in {f}"))
+    };
+    (count("dropped"), count("duplicated"), count("delayed"))
+}
+
 fn assert_latency(v: &Value, what: &str) {
     for key in ["p50_ms", "p90_ms", "p99_ms", "max_ms"] {
         assert!(v[key].as_f64().is_some(), "{what}: {key} in {v}");
@@ -57,6 +68,11 @@ fn quick_bench_reports_a_lossless_ordered_run_and_both_baselines() {
     for order in ["fifo", "total"] {
         let r = bench(&["--order", order, "--faults", "loss=0.05,seed=3"]);
         assert_lossless_and_ordered(&r, order);
+        // Lossless because the protocol recovered, not because nothing was lost: datagrams
+        // were dropped, and only dropped.
+        let (dropped, duplicated, delayed) = faults_injected(&r, order);
+        assert!(dropped > 0, "{order}: no datagram was dropped");
+        assert_eq!((duplicated, delayed), (0, 0), "{order}");
         assert_eq!(r["mode"], "threads");
         assert_latency(&r["latency_full_speed"], order);
         let paced = &r["latency_at_rate"];
@@ -84,6 +100,9 @@ fn fan_out_without_baseline() {
     let r = bench(&["--workload", "fan-out", "--no-baseline"]);
     assert_eq!(r["messenger"]["expected"], 2 * 300);
     assert_eq!(r["messenger"]["lost"], 0);
+    // No --faults: no counts at all (not zeros that look like a lossy run without loss).
+    assert!(r["faults"].is_null());
+    assert!(r["faults_injected"].is_null(), "{}", r["faults_injected"]);
     for key in [
         "naive_udp",
         "ceiling_udp",
@@ -108,10 +127,23 @@ fn the_ceiling_alone_at_an_offered_rate() {
     assert_eq!(r["offered_rate_per_sec"], 6000);
 }
 
+/// Also under injected duplication: each member process counts its own faults and the
+/// benchmark sums what they report.
 #[test]
 fn one_process_per_member() {
-    let r = bench(&["--processes", "--order", "total", "--baseline", "none"]);
+    let r = bench(&[
+        "--processes",
+        "--order",
+        "total",
+        "--baseline",
+        "none",
+        "--faults",
+        "dup=0.05,seed=4",
+    ]);
     assert_lossless_and_ordered(&r, "--processes");
+    let (dropped, duplicated, delayed) = faults_injected(&r, "--processes");
+    assert!(duplicated > 0, "no datagram was duplicated");
+    assert_eq!((dropped, delayed), (0, 0));
     assert_eq!(r["mode"], "processes");
     assert_eq!(r["latency_at_rate"]["lost"], 0);
     let per_member = r["peak_rss_kib_per_member"]

@@ -6,6 +6,7 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use support::{chat, chat_with, deliveries, free_port, tracker, Proc};
 
@@ -390,4 +391,254 @@ fn a_chat_silent_on_udp_is_removed_and_the_others_go_on() {
         c.close_stdin();
         assert!(c.wait_exit().success());
     }
+}
+
+/// Starts a tracker with `--heartbeat-interval interval_ms --heartbeat-misses misses` and two
+/// chats in one group, freezes one (SIGSTOP: its connection stays open, it answers no probe)
+/// and waits until the tracker drops it and the other chat sees it go. Returns how long after
+/// the freeze the tracker said so (an upper bound of when it dropped it).
+fn time_to_drop_a_frozen_chat(interval_ms: &str, misses: &str) -> Duration {
+    let (tracker, addr) = tracker(&[
+        "--heartbeat-interval",
+        interval_ms,
+        "--heartbeat-misses",
+        misses,
+    ]);
+    // Neither chat reports the other for UDP silence within the test: only the heartbeats
+    // can remove zed.
+    let quiet = ["--suspect-after", "600"];
+    let mut ann = chat_with("ann", addr, &quiet, &[]);
+    let mut zed = chat_with("zed", addr, &quiet, &[]);
+    ann.send("!j g");
+    ann.expect_prefix("* you joined g (fifo order)");
+    zed.send("!j g");
+    zed.expect_line("* you joined g (fifo order) with ann");
+    ann.expect_line("* zed joined g");
+    // Taken before the signal: the measured wait can only be longer than the real one.
+    let frozen_at = Instant::now();
+    zed.freeze();
+    tracker.expect_stderr(&format!(
+        "zed failed: {misses} heartbeats unanswered, removing it from its groups"
+    ));
+    let waited = frozen_at.elapsed();
+    ann.expect_line("* zed left g");
+    // ann answered every probe meanwhile.
+    assert!(
+        !tracker.stderr().iter().any(|l| l.contains("ann failed")),
+        "{:#?}",
+        tracker.stderr()
+    );
+    waited
+}
+
+/// `--heartbeat-interval 200 --heartbeat-misses 2`: a chat that stops answering is dropped
+/// after two unanswered probes (the tracker's log names the number; the default is 3), and
+/// not before two intervals have passed: the probes that go unanswered are sent at least
+/// 200 ms apart, so it was still a member 0.35 s after it froze.
+#[test]
+fn a_frozen_chat_is_dropped_after_the_given_heartbeat_misses() {
+    let waited = time_to_drop_a_frozen_chat("200", "2");
+    assert!(
+        waited >= Duration::from_millis(350),
+        "dropped {waited:?} after it froze: sooner than 2 probes 200 ms apart"
+    );
+}
+
+/// The interval is read too, not only its lower bound checked: with 1800 ms between probes
+/// and 2 misses, the frozen chat is dropped no sooner than 3.6 s after it froze; with the
+/// default interval (1000 ms) it would be gone within 3 s.
+#[test]
+fn a_longer_heartbeat_interval_keeps_a_frozen_chat_longer() {
+    let waited = time_to_drop_a_frozen_chat("1800", "2");
+    assert!(
+        waited >= Duration::from_millis(3_500),
+        "dropped {waited:?} after it froze: sooner than 2 probes 1800 ms apart"
+    );
+}
+
+/// A zero or non-numeric heartbeat setting is refused before anything starts: a one-line
+/// error naming the flag and the value, and a failure status.
+#[test]
+fn bad_heartbeat_flags_are_refused() {
+    for (flag, value) in [
+        ("--heartbeat-interval", "0"),
+        ("--heartbeat-interval", "soon"),
+        ("--heartbeat-interval", "1.5"),
+        ("--heartbeat-misses", "0"),
+        ("--heartbeat-misses", "two"),
+    ] {
+        let mut t = Proc::spawn(
+            "tracker",
+            &["tracker", "--bind", "127.0.0.1:0", flag, value],
+            &[],
+        );
+        let status = t.wait_exit();
+        assert!(!status.success(), "{flag} {value} was accepted");
+        let first = t.stderr().first().cloned().unwrap_or_default();
+        assert!(
+            first.starts_with(&format!("error: invalid value '{value}' for '{flag} ")),
+            "{flag} {value}: {:#?}",
+            t.stderr()
+        );
+        assert!(t.stdout().is_empty(), "{flag} {value}: {:#?}", t.stdout());
+    }
+}
+
+/// `--order total`: the groups a chat creates are total-order (`!j <group> fifo` still makes a
+/// FIFO one), and a chat without the flag joins such a group in the order it has: its `!g` and
+/// `!lm` say so.
+#[test]
+fn the_order_flag_sets_the_order_of_the_groups_a_chat_creates() {
+    let (_tracker, addr) = tracker(&[]);
+    let mut ann = chat_with("ann", addr, &["--order", "total"], &[]);
+    ann.send("!j t\n!j f fifo");
+    ann.expect_line("* you joined t (total order); no one else is in it yet");
+    ann.expect_line("* you joined f (fifo order); no one else is in it yet");
+    let mut bob = chat("bob", addr);
+    bob.send("!j t\n!g\n!lm t");
+    bob.expect_line("* you joined t (total order) with ann");
+    bob.expect_line("  f (fifo order, 1 member)");
+    bob.expect_line("  t (total order, 2 members, you write here)");
+    bob.expect_line("members of t (total order):");
+    bob.close_stdin();
+    assert!(bob.wait_exit().success());
+    assert!(bob.stderr().is_empty(), "{:#?}", bob.stderr());
+}
+
+/// `--host-tracker always` hosts a tracker even though one answers at --tracker: the address
+/// is taken, so the chat fails with a message that says so (`auto` would have joined it).
+#[test]
+fn always_hosting_on_a_taken_address_fails_clearly() {
+    let (_tracker, addr) = tracker(&[]);
+    let addr = addr.to_string();
+    let mut c = Proc::spawn(
+        "ann",
+        &[
+            "chat",
+            "--name",
+            "ann",
+            "--tracker",
+            &addr,
+            "--host-tracker",
+            "always",
+        ],
+        &[],
+    );
+    c.close_stdin();
+    let status = c.wait_exit();
+    assert!(!status.success(), "exited with {status}");
+    c.expect_stderr(&format!(
+        "messenger: cannot host a tracker on {addr}: Address already in use"
+    ));
+    assert!(
+        !c.stdout().iter().any(|l| l.starts_with("* connected")),
+        "{:#?}",
+        c.stdout()
+    );
+}
+
+/// `--host-tracker always` with port 0: the chat hosts a tracker on a free port, says where,
+/// registers with it, and another chat can join it there; the tracker stops with the chat.
+#[test]
+fn always_hosting_starts_a_tracker_others_can_join() {
+    let mut ann = Proc::spawn(
+        "ann",
+        &[
+            "chat",
+            "--name",
+            "ann",
+            "--tracker",
+            "127.0.0.1:0",
+            "--host-tracker",
+            "always",
+        ],
+        &[],
+    );
+    let line = ann.expect_prefix("* hosting a tracker on ");
+    let addr: std::net::SocketAddr = line
+        .trim_start_matches("* hosting a tracker on ")
+        .trim_end_matches(" (it stops when this chat quits)")
+        .parse()
+        .unwrap_or_else(|e| panic!("bad address in {line:?}: {e}"));
+    assert_ne!(addr.port(), 0, "{line}");
+    ann.expect_line(&format!(
+        "* connected to the tracker at {addr} as ann; type !help for the commands"
+    ));
+    ann.send("!j lobby");
+    ann.expect_prefix("* you joined lobby");
+    let mut bob = chat("bob", addr);
+    bob.send("!j lobby\nhi ann");
+    ann.expect_line("in lobby bob says:: hi ann");
+    bob.close_stdin();
+    assert!(bob.wait_exit().success());
+    ann.close_stdin();
+    assert!(ann.wait_exit().success());
+    ann.expect_line("* stopping the tracker this chat hosted");
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "the tracker still answers at {addr}"
+    );
+}
+
+/// `--udp ADDR`: the chat's UDP socket is bound there (another loopback address and a chosen
+/// port), the others see that address in `!lm`, and messages flow both ways through it.
+#[test]
+fn the_udp_flag_binds_the_chat_where_it_says() {
+    let (_tracker, addr) = tracker(&[]);
+    let udp = format!("127.0.0.2:{}", free_port());
+    let mut zed = chat_with("zed", addr, &["--udp", &udp], &[]);
+    let mut ann = chat("ann", addr);
+    zed.send("!j g");
+    zed.expect_prefix("* you joined g");
+    ann.send("!j g\n!lm g");
+    ann.expect_line(&format!("  zed {udp}"));
+    zed.send(&format!("through {udp}"));
+    ann.expect_line(&format!("in g zed says:: through {udp}"));
+    ann.send("back to it");
+    zed.expect_line("in g ann says:: back to it");
+    for c in [&mut ann, &mut zed] {
+        c.close_stdin();
+        assert!(c.wait_exit().success());
+    }
+}
+
+/// `--quit-wait SECS`: when a member never acknowledges (it is frozen, and the tracker probes
+/// too rarely to drop it meanwhile), `!q` waits that long for delivery, says it gave up, and
+/// quits with the metrics.
+#[test]
+fn quit_wait_bounds_how_long_quitting_waits_for_a_silent_member() {
+    let (_tracker, addr) = tracker(&["--heartbeat-interval", "60000"]);
+    let quiet = ["--suspect-after", "600"];
+    let mut ann = chat_with(
+        "ann",
+        addr,
+        &["--quit-wait", "1.5", quiet[0], quiet[1]],
+        &[],
+    );
+    let mut zed = chat_with("zed", addr, &quiet, &[]);
+    ann.send("!j g");
+    ann.expect_prefix("* you joined g");
+    zed.send("!j g");
+    ann.expect_line("* zed joined g");
+    zed.freeze();
+    ann.send("unheard");
+    ann.expect_line("in g ann says:: unheard");
+    let asked = Instant::now();
+    ann.send("!q");
+    let status = ann.wait_exit();
+    let took = asked.elapsed();
+    assert!(status.success(), "exited with {status}");
+    ann.expect_line(
+        "* gave up waiting after 1.5 s: some of your messages may not have reached everyone",
+    );
+    assert!(
+        took >= Duration::from_millis(1_500),
+        "quit {took:?} after !q: it did not wait"
+    );
+    let out = ann.stdout();
+    assert_eq!(
+        out.last().map(String::as_str),
+        Some("Messages sent = 1 / Messages received = 0 / Total messages = 1"),
+        "{out:#?}"
+    );
 }

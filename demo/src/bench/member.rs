@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use messenger_core::client::{Callbacks, Client, ClientConfig, Message};
-use messenger_core::{ClientError, FaultConfig, Order};
+use messenger_core::{ClientError, FaultConfig, FaultCounts, Order};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
@@ -102,6 +102,8 @@ pub struct MemberReport {
     pub peak_rss_kib: Option<u64>,
     /// CPU time of the member's own process per phase (`--processes` only).
     pub cpu_per_phase: Vec<Duration>,
+    /// What the fault injector did to this member's outgoing datagrams over the whole run.
+    pub faults: FaultCounts,
 }
 
 impl MemberReport {
@@ -126,6 +128,7 @@ impl MemberReport {
             "order_hash": self.order_hash.to_string(),
             "peak_rss_kib": self.peak_rss_kib,
             "cpu_seconds_per_phase": self.cpu_per_phase.iter().map(Duration::as_secs_f64).collect::<Vec<_>>(),
+            "faults": fault_counts_json(&self.faults),
         })
     }
 
@@ -145,12 +148,19 @@ impl MemberReport {
         for c in v.get("cpu_seconds_per_phase")?.as_array()? {
             cpu_per_phase.push(Duration::try_from_secs_f64(c.as_f64()?).ok()?);
         }
+        let faults = v.get("faults")?;
+        let count = |key: &str| faults.get(key).and_then(Value::as_u64);
         Some(MemberReport {
             phases,
             fifo_violations: v.get("fifo_violations")?.as_u64()?,
             order_hash: v.get("order_hash")?.as_str()?.parse().ok()?,
             peak_rss_kib: v.get("peak_rss_kib").and_then(Value::as_u64),
             cpu_per_phase,
+            faults: FaultCounts {
+                dropped: count("dropped")?,
+                duplicated: count("duplicated")?,
+                delayed: count("delayed")?,
+            },
         })
     }
 }
@@ -269,12 +279,23 @@ impl BenchMember {
             order_hash: r.order_hash,
             peak_rss_kib: None,
             cpu_per_phase: Vec::new(),
+            faults: self.client.fault_counts(),
         }
     }
 
     pub async fn shutdown(&self) {
         self.client.shutdown().await;
     }
+}
+
+/// `{"dropped": .., "duplicated": .., "delayed": ..}`: in a member's report and, summed over
+/// the members, in the benchmark's (`faults_injected`).
+pub fn fault_counts_json(c: &FaultCounts) -> Value {
+    json!({
+        "dropped": c.dropped,
+        "duplicated": c.duplicated,
+        "delayed": c.delayed,
+    })
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -29,7 +29,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use messenger_core::client::metrics::LatencyHistogram;
 use messenger_core::tracker::{Tracker, TrackerConfig};
-use messenger_core::{FaultConfig, Order};
+use messenger_core::{FaultConfig, FaultCounts, Order};
 use tokio::sync::Notify;
 
 use crate::cli::{BenchArgs, OrderArg, Workload};
@@ -155,6 +155,9 @@ pub struct Ours {
     pub cpu_seconds_per_member: Option<Vec<f64>>,
     /// This process: every member in threads mode, the tracker only with `--processes`.
     pub peak_rss_kib_process: u64,
+    /// What the fault injectors did to the members' datagrams, summed over the members (all
+    /// zero without `--faults`).
+    pub faults_injected: FaultCounts,
 }
 
 impl Ours {
@@ -300,7 +303,7 @@ async fn drive_threads(
 }
 
 /// Sums the members' reports: per phase, deliveries, first send to last delivery, latency;
-/// across phases, FIFO violations and whether the delivery sequences agree.
+/// across phases, FIFO violations, injected faults and whether the delivery sequences agree.
 fn aggregate(plan: &Plan, reports: &[MemberReport], cpu: &[Duration], phases_run: usize) -> Ours {
     let phases = (0..phases_run.min(plan.phases.len()))
         .map(|p| {
@@ -337,6 +340,13 @@ fn aggregate(plan: &Plan, reports: &[MemberReport], cpu: &[Duration], phases_run
             .windows(2)
             .all(|w| w[0].order_hash == w[1].order_hash)
     });
+    let faults_injected = reports
+        .iter()
+        .fold(FaultCounts::default(), |sum, r| FaultCounts {
+            dropped: sum.dropped + r.faults.dropped,
+            duplicated: sum.duplicated + r.faults.duplicated,
+            delayed: sum.delayed + r.faults.delayed,
+        });
     Ours {
         phases,
         fifo_violations: reports.iter().map(|r| r.fifo_violations).sum(),
@@ -345,6 +355,7 @@ fn aggregate(plan: &Plan, reports: &[MemberReport], cpu: &[Duration], phases_run
         peak_rss_kib_per_member: None,
         cpu_seconds_per_member: None,
         peak_rss_kib_process: 0,
+        faults_injected,
     }
 }
 

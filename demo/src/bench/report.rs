@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use super::baseline::Baseline;
 use super::latency::summary;
+use super::member::fault_counts_json;
 use super::{Ours, PhaseOutcome, Plan};
 use crate::cli::BenchArgs;
 
@@ -62,6 +63,8 @@ pub fn to_json(
         "mode": if args.processes { "processes" } else { "threads" },
         "offered_rate_per_sec": args.rate,
         "faults": args.faults,
+        // Null without --faults: nothing was asked for, so nothing is counted.
+        "faults_injected": args.faults.as_ref().map(|_| fault_counts_json(&ours.faults_injected)),
         "messenger": main.map(|m| json!({
             "expected": m.expected,
             "delivered": m.delivered,
@@ -202,6 +205,13 @@ pub fn print(
             .map(|s| format!(", stalled: {s}"))
             .unwrap_or_default()
     );
+    if args.faults.is_some() {
+        let f = &ours.faults_injected;
+        println!(
+            "  faults injected: {} datagrams dropped, {} duplicated, {} delayed",
+            f.dropped, f.duplicated, f.delayed
+        );
+    }
     match &ours.peak_rss_kib_per_member {
         Some(per) => println!(
             "  peak RSS per member: {} KiB (max {} KiB); this process (tracker): {} KiB",

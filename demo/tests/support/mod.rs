@@ -206,11 +206,22 @@ impl Proc {
 
     /// Sends SIGINT, as Ctrl-C does.
     pub fn interrupt(&self) {
+        self.signal("INT");
+    }
+
+    /// Stops the process with SIGSTOP: its sockets stay open, but it answers nothing (the
+    /// kill on drop still ends it).
+    pub fn freeze(&self) {
+        self.signal("STOP");
+    }
+
+    /// Sends the signal `name` (`INT`, `STOP`, ...) with kill(1).
+    fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child.id().to_string()])
             .status()
             .expect("kill runs");
-        assert!(status.success(), "kill -INT failed");
+        assert!(status.success(), "kill -{name} failed");
     }
 }
 

@@ -179,3 +179,12 @@ def test_argument_errors(tracker: messenger.Tracker, ann: messenger.Client) -> N
         ann.flush(-1)
     with pytest.raises(ValueError):
         messenger.Tracker(heartbeat_interval=0)
+    for window in [0, -1, 65_537, 10**30]:
+        with pytest.raises(ValueError, match="window"):
+            messenger.Client(tracker, "bob", window=window)
+    with pytest.raises(TypeError):
+        messenger.Client(tracker, "bob", window=16.0)  # type: ignore[arg-type]
+    # The accepted extremes connect.
+    for window in [1, 65_536]:
+        with messenger.Client(tracker, "bob", window=window):
+            pass

@@ -220,6 +220,8 @@ class Client:
         on_view: Callable[[GroupView], object] | None = None,
         on_event: Callable[[_Event], object] | None = None,
         on_error: Callable[[BaseException], object] | None = None,
+        *,
+        window: int | None = None,
     ) -> Self: ...
     @property
     def username(self) -> str: ...

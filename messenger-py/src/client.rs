@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use messenger_core::ClientConfig;
+use messenger_core::{ClientConfig, FaultConfig};
 use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
@@ -23,7 +23,7 @@ use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 use crate::errors::{client_error, network_error, ConfigError};
 use crate::handler::{Callbacks, PyHandler};
 use crate::tracker::Tracker;
-use crate::types::{parse_order, GroupInfo, GroupView, Member, Metrics, TrackerStats};
+use crate::types::{parse_order, FaultCounts, GroupInfo, GroupView, Member, Metrics, TrackerStats};
 use crate::wait::{block_on, OwnedRuntime};
 
 /// The largest `window` accepted: 64 times the default. Every member holds back up to a window
@@ -95,6 +95,7 @@ impl Client {
         on_error = None,
         *,
         window = None,
+        faults = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -107,6 +108,7 @@ impl Client {
         on_event: Option<Py<PyAny>>,
         on_error: Option<Py<PyAny>>,
         window: Option<&Bound<'_, PyAny>>,
+        faults: Option<&str>,
     ) -> PyResult<Self> {
         for (name, callback) in [
             ("on_message", &on_message),
@@ -125,6 +127,12 @@ impl Client {
         config.udp_bind = resolve(py, udp, "udp")?;
         if let Some(window) = window {
             config.group.window = window_size(window)?;
+        }
+        if let Some(spec) = faults {
+            // An explicit spec, even "", wins over MESSENGER_FAULTS.
+            let parsed =
+                FaultConfig::parse(spec).map_err(|e| ConfigError::new_err(e.to_string()))?;
+            config.faults = Some(parsed);
         }
         let handler = PyHandler::new(Callbacks {
             on_message,
@@ -225,6 +233,12 @@ impl Client {
     /// This client's metrics so far.
     fn metrics(&self) -> Metrics {
         Metrics::from(self.session.client.metrics())
+    }
+
+    /// What fault injection (`faults=` or `MESSENGER_FAULTS`) did to this client's outgoing
+    /// datagrams so far; all zero without faults.
+    fn fault_counts(&self) -> FaultCounts {
+        FaultCounts::from(self.session.client.fault_counts())
     }
 
     /// Reports the metrics to the tracker, leaves every group and stops the client; returns

@@ -299,6 +299,37 @@ impl Metrics {
     }
 }
 
+/// What fault injection did to a client's outgoing datagrams (`Client.fault_counts()`).
+#[pyclass(module = "messenger", frozen, get_all)]
+pub struct FaultCounts {
+    /// Datagrams never sent.
+    dropped: u64,
+    /// Datagrams sent twice.
+    duplicated: u64,
+    /// Copies held back and sent later (which reorders them).
+    delayed: u64,
+}
+
+impl From<messenger_core::FaultCounts> for FaultCounts {
+    fn from(c: messenger_core::FaultCounts) -> Self {
+        FaultCounts {
+            dropped: c.dropped,
+            duplicated: c.duplicated,
+            delayed: c.delayed,
+        }
+    }
+}
+
+#[pymethods]
+impl FaultCounts {
+    fn __repr__(&self) -> String {
+        format!(
+            "FaultCounts(dropped={}, duplicated={}, delayed={})",
+            self.dropped, self.duplicated, self.delayed
+        )
+    }
+}
+
 /// The tracker's counters.
 #[pyclass(module = "messenger", frozen, get_all)]
 pub struct TrackerStats {

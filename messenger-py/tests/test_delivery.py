@@ -1,9 +1,9 @@
 """Three clients in one process exchange messages in a fifo and a total-order group, over
-loopback, with and without injected faults (loss, duplication, reordering), and with a send
-window small enough to fill."""
+loopback: without faults, with injected faults (loss, duplication, reordering; from the
+``faults`` keyword or MESSENGER_FAULTS), and with a send window small enough to fill."""
 
 import threading
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Tuple
 
 import pytest
 
@@ -16,11 +16,11 @@ PER_SENDER = 300
 
 def exchange(
     tracker: messenger.Tracker, per_sender: int, **options: Any
-) -> Dict[str, messenger.Metrics]:
+) -> Dict[str, Tuple[messenger.Metrics, messenger.FaultCounts]]:
     """ann, bob and cid (made with ``options``) join a fifo and a total-order group and send
     ``per_sender`` messages to each, concurrently. Checks that every member delivers every
     message exactly once, each sender's in the order sent, and the total-order group in one
-    order; returns each client's metrics."""
+    order; returns each client's metrics and fault counts."""
     inboxes = {name: Inbox() for name in NAMES}
     clients: Dict[str, messenger.Client] = {}
     try:
@@ -78,7 +78,7 @@ def exchange(
             assert metrics.total == metrics.sent + metrics.received
             assert metrics.throughput > 0
             assert 0 <= metrics.latency_p50 <= metrics.latency_p99 <= metrics.latency_max
-            results[name] = metrics
+            results[name] = (metrics, client.fault_counts())
     finally:
         for client in clients.values():
             client.quit()
@@ -87,16 +87,38 @@ def exchange(
     return results
 
 
-@pytest.mark.parametrize("faults", [None, FAULTS], ids=["clean", "faults"])
+@pytest.mark.parametrize("how", ["no-spec", "empty-spec"])
 def test_three_clients_fifo_and_total(
-    tracker: messenger.Tracker, monkeypatch: pytest.MonkeyPatch, faults: Optional[str]
+    tracker: messenger.Tracker, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
-    # The core reads MESSENGER_FAULTS when a client connects.
-    if faults is None:
+    if how == "no-spec":
         monkeypatch.delenv("MESSENGER_FAULTS", raising=False)
+        results = exchange(tracker, PER_SENDER)
     else:
-        monkeypatch.setenv("MESSENGER_FAULTS", faults)
-    exchange(tracker, PER_SENDER)
+        # faults="" means no faults, whatever the environment says.
+        monkeypatch.setenv("MESSENGER_FAULTS", FAULTS)
+        results = exchange(tracker, PER_SENDER, faults="")
+    for name, (_, counts) in results.items():
+        assert (counts.dropped, counts.duplicated, counts.delayed) == (0, 0, 0), (name, counts)
+
+
+@pytest.mark.parametrize("how", ["keyword", "environment"])
+def test_three_clients_under_injected_faults(
+    tracker: messenger.Tracker, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """Loss, duplication and reordering on every client's outgoing datagrams; delivery stays
+    exact, and the fault counts show that the faults really happened."""
+    if how == "keyword":
+        # An invalid MESSENGER_FAULTS would fail the connect: the keyword wins over it.
+        monkeypatch.setenv("MESSENGER_FAULTS", "loss=2")
+        results = exchange(tracker, PER_SENDER, faults=FAULTS)
+    else:
+        # The core reads MESSENGER_FAULTS when a client connects.
+        monkeypatch.setenv("MESSENGER_FAULTS", FAULTS)
+        results = exchange(tracker, PER_SENDER)
+    for name, (_, counts) in results.items():
+        assert counts.dropped > 0 and counts.duplicated > 0 and counts.delayed > 0, (name, counts)
+        assert "dropped=%d" % counts.dropped in repr(counts)
 
 
 def test_a_small_window_fills_and_drains_many_times(
@@ -107,7 +129,7 @@ def test_a_small_window_fills_and_drains_many_times(
     ends (a lost wake-up would hang a sender, which fails the test)."""
     monkeypatch.delenv("MESSENGER_FAULTS", raising=False)
     results = exchange(tracker, 2000, window=16)
-    for name, metrics in results.items():
+    for name, (metrics, _) in results.items():
         assert metrics.window_waits >= 10, (name, metrics.window_waits)
 
 

@@ -132,6 +132,10 @@ def test_configuration(tracker: messenger.Tracker, monkeypatch: pytest.MonkeyPat
         messenger.Client(tracker, "ann", udp="nowhere")
     with pytest.raises(messenger.ConfigError):
         messenger.log_to_stderr("[[[")
+    with pytest.raises(messenger.ConfigError, match="unknown key `drop`"):
+        messenger.Client(tracker, "ann", faults="drop=0.5")
+    with pytest.raises(messenger.ConfigError, match="probability"):
+        messenger.Client(tracker, "ann", faults="loss=1.5")
     monkeypatch.setenv("MESSENGER_FAULTS", "loss=2")
     with pytest.raises(messenger.ConfigError, match="probability"):
         messenger.Client(tracker, "ann")

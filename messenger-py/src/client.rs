@@ -96,6 +96,7 @@ impl Client {
         *,
         window = None,
         faults = None,
+        suspect_timeout = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -109,6 +110,7 @@ impl Client {
         on_error: Option<Py<PyAny>>,
         window: Option<&Bound<'_, PyAny>>,
         faults: Option<&str>,
+        suspect_timeout: Option<f64>,
     ) -> PyResult<Self> {
         for (name, callback) in [
             ("on_message", &on_message),
@@ -133,6 +135,15 @@ impl Client {
             let parsed =
                 FaultConfig::parse(spec).map_err(|e| ConfigError::new_err(e.to_string()))?;
             config.faults = Some(parsed);
+        }
+        if let Some(timeout) = suspect_timeout {
+            let timeout = seconds(timeout, "suspect_timeout")?;
+            if timeout.is_zero() {
+                return Err(PyValueError::new_err(
+                    "suspect_timeout must be greater than 0",
+                ));
+            }
+            config.group.suspect_timeout = timeout;
         }
         let handler = PyHandler::new(Callbacks {
             on_message,

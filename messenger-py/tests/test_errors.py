@@ -188,6 +188,9 @@ def test_argument_errors(tracker: messenger.Tracker, ann: messenger.Client) -> N
             messenger.Client(tracker, "bob", window=window)
     with pytest.raises(TypeError):
         messenger.Client(tracker, "bob", window=16.0)  # type: ignore[arg-type]
+    for timeout in [0.0, -1.0, float("nan"), float("inf")]:
+        with pytest.raises(ValueError, match="suspect_timeout"):
+            messenger.Client(tracker, "bob", suspect_timeout=timeout)
     # The accepted extremes connect.
     for window in [1, 65_536]:
         with messenger.Client(tracker, "bob", window=window):

@@ -15,16 +15,20 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use messenger_core::ClientConfig;
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use messenger_core::{ClientConfig, FaultConfig};
+use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
 use crate::errors::{client_error, network_error, ConfigError};
 use crate::handler::{Callbacks, PyHandler};
 use crate::tracker::Tracker;
-use crate::types::{parse_order, GroupInfo, GroupView, Member, Metrics, TrackerStats};
+use crate::types::{parse_order, FaultCounts, GroupInfo, GroupView, Member, Metrics, TrackerStats};
 use crate::wait::{block_on, OwnedRuntime};
+
+/// The largest `window` accepted: 64 times the default. Every member holds back up to a window
+/// of each sender's messages (1200 bytes each at most) and keeps as much for retransmission.
+const MAX_WINDOW: u64 = 65_536;
 
 /// A client connected to a tracker. See the package documentation.
 #[pyclass(module = "messenger", frozen)]
@@ -89,6 +93,10 @@ impl Client {
         on_view = None,
         on_event = None,
         on_error = None,
+        *,
+        window = None,
+        faults = None,
+        suspect_timeout = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -100,6 +108,9 @@ impl Client {
         on_view: Option<Py<PyAny>>,
         on_event: Option<Py<PyAny>>,
         on_error: Option<Py<PyAny>>,
+        window: Option<&Bound<'_, PyAny>>,
+        faults: Option<&str>,
+        suspect_timeout: Option<f64>,
     ) -> PyResult<Self> {
         for (name, callback) in [
             ("on_message", &on_message),
@@ -116,6 +127,24 @@ impl Client {
         let tracker = tracker_address(py, tracker)?;
         let mut config = ClientConfig::new(tracker, username);
         config.udp_bind = resolve(py, udp, "udp")?;
+        if let Some(window) = window {
+            config.group.window = window_size(window)?;
+        }
+        if let Some(spec) = faults {
+            // An explicit spec, even "", wins over MESSENGER_FAULTS.
+            let parsed =
+                FaultConfig::parse(spec).map_err(|e| ConfigError::new_err(e.to_string()))?;
+            config.faults = Some(parsed);
+        }
+        if let Some(timeout) = suspect_timeout {
+            let timeout = seconds(timeout, "suspect_timeout")?;
+            if timeout.is_zero() {
+                return Err(PyValueError::new_err(
+                    "suspect_timeout must be greater than 0",
+                ));
+            }
+            config.group.suspect_timeout = timeout;
+        }
         let handler = PyHandler::new(Callbacks {
             on_message,
             on_view,
@@ -217,6 +246,12 @@ impl Client {
         Metrics::from(self.session.client.metrics())
     }
 
+    /// What fault injection (`faults=` or `MESSENGER_FAULTS`) did to this client's outgoing
+    /// datagrams so far; all zero without faults.
+    fn fault_counts(&self) -> FaultCounts {
+        FaultCounts::from(self.session.client.fault_counts())
+    }
+
     /// Reports the metrics to the tracker, leaves every group and stops the client; returns
     /// the final metrics. Later calls raise `ClosedError`.
     fn quit(&self, py: Python<'_>) -> PyResult<Metrics> {
@@ -295,6 +330,21 @@ where
         ))),
         Err(e) => Err(ConfigError::new_err(format!(
             "invalid {what} address {shown} (expected \"host:port\"): {e}"
+        ))),
+    }
+}
+
+/// A send window from Python: a whole number of messages, 1 to [`MAX_WINDOW`].
+fn window_size(value: &Bound<'_, PyAny>) -> PyResult<u64> {
+    let size = match value.extract::<i64>() {
+        Ok(n) => u64::try_from(n).ok(),
+        Err(e) if e.is_instance_of::<PyOverflowError>(value.py()) => None,
+        Err(e) => return Err(e),
+    };
+    match size {
+        Some(n) if (1..=MAX_WINDOW).contains(&n) => Ok(n),
+        _ => Err(PyValueError::new_err(format!(
+            "window must be a number of messages from 1 to {MAX_WINDOW}, not {value}"
         ))),
     }
 }

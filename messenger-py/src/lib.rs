@@ -58,8 +58,8 @@ mod _messenger {
     use super::tracker::Tracker;
     #[pymodule_export]
     use super::types::{
-        GroupInfo, GroupView, Lost, Member, Message, Metrics, Reconnected, RejoinFailed, Removed,
-        TrackerLost, TrackerStats,
+        FaultCounts, GroupInfo, GroupView, Lost, Member, Message, Metrics, Reconnected,
+        RejoinFailed, Removed, TrackerLost, TrackerStats,
     };
 
     #[pymodule_init]

@@ -299,6 +299,37 @@ impl Metrics {
     }
 }
 
+/// What fault injection did to a client's outgoing datagrams (`Client.fault_counts()`).
+#[pyclass(module = "messenger", frozen, get_all)]
+pub struct FaultCounts {
+    /// Datagrams never sent.
+    dropped: u64,
+    /// Datagrams sent twice.
+    duplicated: u64,
+    /// Copies held back and sent later (which reorders them).
+    delayed: u64,
+}
+
+impl From<messenger_core::FaultCounts> for FaultCounts {
+    fn from(c: messenger_core::FaultCounts) -> Self {
+        FaultCounts {
+            dropped: c.dropped,
+            duplicated: c.duplicated,
+            delayed: c.delayed,
+        }
+    }
+}
+
+#[pymethods]
+impl FaultCounts {
+    fn __repr__(&self) -> String {
+        format!(
+            "FaultCounts(dropped={}, duplicated={}, delayed={})",
+            self.dropped, self.duplicated, self.delayed
+        )
+    }
+}
+
 /// The tracker's counters.
 #[pyclass(module = "messenger", frozen, get_all)]
 pub struct TrackerStats {
@@ -316,6 +347,12 @@ pub struct TrackerStats {
     clients_dropped: u64,
     /// Connections closed for a protocol violation.
     bad_connections: u64,
+    /// Connections refused or closed for reaching a limit (connections, partial frames,
+    /// wrong passwords).
+    refused_connections: u64,
+    /// Members taken out of a group because enough of its members reported them silent on the
+    /// data plane.
+    members_suspected: u64,
 }
 
 impl From<CoreStats> for TrackerStats {
@@ -329,6 +366,8 @@ impl From<CoreStats> for TrackerStats {
             errors: s.errors,
             clients_dropped: s.clients_dropped,
             bad_connections: s.bad_connections,
+            refused_connections: s.refused_connections,
+            members_suspected: s.members_suspected,
         }
     }
 }
@@ -338,7 +377,8 @@ impl TrackerStats {
     fn __repr__(&self) -> String {
         format!(
             "TrackerStats(clients={}, groups={}, memberships={}, views_pushed={}, requests={}, \
-             errors={}, clients_dropped={}, bad_connections={})",
+             errors={}, clients_dropped={}, bad_connections={}, refused_connections={}, \
+             members_suspected={})",
             self.clients,
             self.groups,
             self.memberships,
@@ -346,7 +386,9 @@ impl TrackerStats {
             self.requests,
             self.errors,
             self.clients_dropped,
-            self.bad_connections
+            self.bad_connections,
+            self.refused_connections,
+            self.members_suspected
         )
     }
 }

@@ -110,7 +110,8 @@ class Process:
         self.seen: List[str] = []
         self.stderr: List[str] = []
         threading.Thread(target=self._pump_stdout, daemon=True).start()
-        threading.Thread(target=self._pump_stderr, daemon=True).start()
+        self._stderr_pump = threading.Thread(target=self._pump_stderr, daemon=True)
+        self._stderr_pump.start()
 
     def _pump_stdout(self) -> None:
         assert self.proc.stdout is not None
@@ -168,6 +169,14 @@ class Process:
 
     def wait(self, timeout: float = TIMEOUT) -> int:
         return self.proc.wait(timeout)
+
+    def all_stderr(self, timeout: float = TIMEOUT) -> List[str]:
+        """Every stderr line, once the process has closed its stderr (``stderr`` may still
+        be filling while a process ends)."""
+        self._stderr_pump.join(timeout)
+        if self._stderr_pump.is_alive():
+            raise AssertionError(self._report("stderr did not end"))
+        return self.stderr
 
     def interrupt(self) -> None:
         self.proc.send_signal(signal.SIGINT)

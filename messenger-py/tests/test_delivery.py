@@ -1,8 +1,9 @@
 """Three clients in one process exchange messages in a fifo and a total-order group, over
-loopback, with and without injected faults (loss, duplication, reordering)."""
+loopback: without faults, with injected faults (loss, duplication, reordering; from the
+``faults`` keyword or MESSENGER_FAULTS), and with a send window small enough to fill."""
 
 import threading
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Tuple
 
 import pytest
 
@@ -13,20 +14,18 @@ NAMES = ["ann", "bob", "cid"]
 PER_SENDER = 300
 
 
-@pytest.mark.parametrize("faults", [None, FAULTS], ids=["clean", "faults"])
-def test_three_clients_fifo_and_total(
-    tracker: messenger.Tracker, monkeypatch: pytest.MonkeyPatch, faults: Optional[str]
-) -> None:
-    # The core reads MESSENGER_FAULTS when a client connects.
-    if faults is None:
-        monkeypatch.delenv("MESSENGER_FAULTS", raising=False)
-    else:
-        monkeypatch.setenv("MESSENGER_FAULTS", faults)
+def exchange(
+    tracker: messenger.Tracker, per_sender: int, **options: Any
+) -> Dict[str, Tuple[messenger.Metrics, messenger.FaultCounts]]:
+    """ann, bob and cid (made with ``options``) join a fifo and a total-order group and send
+    ``per_sender`` messages to each, concurrently. Checks that every member delivers every
+    message exactly once, each sender's in the order sent, and the total-order group in one
+    order; returns each client's metrics and fault counts."""
     inboxes = {name: Inbox() for name in NAMES}
     clients: Dict[str, messenger.Client] = {}
     try:
         for name in NAMES:
-            clients[name] = messenger.Client(tracker, name, **inboxes[name].kwargs())
+            clients[name] = messenger.Client(tracker, name, **inboxes[name].kwargs(), **options)
             clients[name].join("chat", order="fifo")
             clients[name].join("board", order="total")
         # Send only once every member knows every other: a member's stream starts at the
@@ -36,7 +35,7 @@ def test_three_clients_fifo_and_total(
             inbox.wait_members("board", NAMES)
 
         def talk(name: str) -> None:
-            for i in range(PER_SENDER):
+            for i in range(per_sender):
                 clients[name].send("chat", "%s %d" % (name, i))
                 clients[name].send("board", ("%s %d" % (name, i)).encode())
 
@@ -44,10 +43,11 @@ def test_three_clients_fifo_and_total(
         for t in senders:
             t.start()
         for t in senders:
-            t.join(TIMEOUT)
-            assert not t.is_alive()
+            # A sender whose wake-up on a full window was lost would wait here for ever.
+            t.join(60)
+            assert not t.is_alive(), "a send did not return"
 
-        everything = PER_SENDER * len(NAMES)
+        everything = per_sender * len(NAMES)
         for inbox in inboxes.values():
             inbox.wait_messages("chat", everything, timeout=60)
             inbox.wait_messages("board", everything, timeout=60)
@@ -59,8 +59,8 @@ def test_three_clients_fifo_and_total(
                 assert len(log) == everything, (name, group)
                 for sender in NAMES:
                     mine = [m for m in log if m.sender == sender]
-                    assert [m.text for m in mine] == ["%s %d" % (sender, i) for i in range(PER_SENDER)]
-                    assert [m.seq for m in mine] == list(range(1, PER_SENDER + 1))
+                    assert [m.text for m in mine] == ["%s %d" % (sender, i) for i in range(per_sender)]
+                    assert [m.seq for m in mine] == list(range(1, per_sender + 1))
                     assert all(m.own == (sender == name) for m in mine)
                     assert all(m.data == m.text.encode() for m in mine)
         # total: one agreed order, the same at every member.
@@ -70,18 +70,67 @@ def test_three_clients_fifo_and_total(
         ]
         assert orders[0] == orders[1] == orders[2]
 
+        results = {}
         for name, client in clients.items():
             metrics = client.metrics()
-            assert metrics.sent == 2 * PER_SENDER
-            assert metrics.received == 2 * PER_SENDER * (len(NAMES) - 1)
+            assert metrics.sent == 2 * per_sender
+            assert metrics.received == 2 * per_sender * (len(NAMES) - 1)
             assert metrics.total == metrics.sent + metrics.received
             assert metrics.throughput > 0
             assert 0 <= metrics.latency_p50 <= metrics.latency_p99 <= metrics.latency_max
+            results[name] = (metrics, client.fault_counts())
     finally:
         for client in clients.values():
             client.quit()
     stats = tracker.stats()
     assert stats.clients == 0 and stats.groups == 0
+    return results
+
+
+@pytest.mark.parametrize("how", ["no-spec", "empty-spec"])
+def test_three_clients_fifo_and_total(
+    tracker: messenger.Tracker, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    if how == "no-spec":
+        monkeypatch.delenv("MESSENGER_FAULTS", raising=False)
+        results = exchange(tracker, PER_SENDER)
+    else:
+        # faults="" means no faults, whatever the environment says.
+        monkeypatch.setenv("MESSENGER_FAULTS", FAULTS)
+        results = exchange(tracker, PER_SENDER, faults="")
+    for name, (_, counts) in results.items():
+        assert (counts.dropped, counts.duplicated, counts.delayed) == (0, 0, 0), (name, counts)
+
+
+@pytest.mark.parametrize("how", ["keyword", "environment"])
+def test_three_clients_under_injected_faults(
+    tracker: messenger.Tracker, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """Loss, duplication and reordering on every client's outgoing datagrams; delivery stays
+    exact, and the fault counts show that the faults really happened."""
+    if how == "keyword":
+        # An invalid MESSENGER_FAULTS would fail the connect: the keyword wins over it.
+        monkeypatch.setenv("MESSENGER_FAULTS", "loss=2")
+        results = exchange(tracker, PER_SENDER, faults=FAULTS)
+    else:
+        # The core reads MESSENGER_FAULTS when a client connects.
+        monkeypatch.setenv("MESSENGER_FAULTS", FAULTS)
+        results = exchange(tracker, PER_SENDER)
+    for name, (_, counts) in results.items():
+        assert counts.dropped > 0 and counts.duplicated > 0 and counts.delayed > 0, (name, counts)
+        assert "dropped=%d" % counts.dropped in repr(counts)
+
+
+def test_a_small_window_fills_and_drains_many_times(
+    tracker: messenger.Tracker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a 16-message window and 2,000 messages per sender, each sender outruns the
+    acknowledgements: its sends wait for room in the window again and again, and every wait
+    ends (a lost wake-up would hang a sender, which fails the test)."""
+    monkeypatch.delenv("MESSENGER_FAULTS", raising=False)
+    results = exchange(tracker, 2000, window=16)
+    for name, (metrics, _) in results.items():
+        assert metrics.window_waits >= 10, (name, metrics.window_waits)
 
 
 def test_values_as_python_sees_them(tracker: messenger.Tracker) -> None:

@@ -132,6 +132,10 @@ def test_configuration(tracker: messenger.Tracker, monkeypatch: pytest.MonkeyPat
         messenger.Client(tracker, "ann", udp="nowhere")
     with pytest.raises(messenger.ConfigError):
         messenger.log_to_stderr("[[[")
+    with pytest.raises(messenger.ConfigError, match="unknown key `drop`"):
+        messenger.Client(tracker, "ann", faults="drop=0.5")
+    with pytest.raises(messenger.ConfigError, match="probability"):
+        messenger.Client(tracker, "ann", faults="loss=1.5")
     monkeypatch.setenv("MESSENGER_FAULTS", "loss=2")
     with pytest.raises(messenger.ConfigError, match="probability"):
         messenger.Client(tracker, "ann")
@@ -179,3 +183,15 @@ def test_argument_errors(tracker: messenger.Tracker, ann: messenger.Client) -> N
         ann.flush(-1)
     with pytest.raises(ValueError):
         messenger.Tracker(heartbeat_interval=0)
+    for window in [0, -1, 65_537, 10**30]:
+        with pytest.raises(ValueError, match="window"):
+            messenger.Client(tracker, "bob", window=window)
+    with pytest.raises(TypeError):
+        messenger.Client(tracker, "bob", window=16.0)  # type: ignore[arg-type]
+    for timeout in [0.0, -1.0, float("nan"), float("inf")]:
+        with pytest.raises(ValueError, match="suspect_timeout"):
+            messenger.Client(tracker, "bob", suspect_timeout=timeout)
+    # The accepted extremes connect.
+    for window in [1, 65_536]:
+        with messenger.Client(tracker, "bob", window=window):
+            pass

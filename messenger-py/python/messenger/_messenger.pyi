@@ -14,6 +14,7 @@ __all__ = [
     "Client",
     "ClosedError",
     "ConfigError",
+    "FaultCounts",
     "GroupFull",
     "GroupInfo",
     "GroupView",
@@ -135,6 +136,17 @@ class Metrics:
         """Sends that found their group's send window full and waited for room."""
 
 @final
+class FaultCounts:
+    """What fault injection did to a client's outgoing datagrams."""
+
+    @property
+    def dropped(self) -> int: ...
+    @property
+    def duplicated(self) -> int: ...
+    @property
+    def delayed(self) -> int: ...
+
+@final
 class TrackerStats:
     @property
     def clients(self) -> int: ...
@@ -152,6 +164,10 @@ class TrackerStats:
     def clients_dropped(self) -> int: ...
     @property
     def bad_connections(self) -> int: ...
+    @property
+    def refused_connections(self) -> int: ...
+    @property
+    def members_suspected(self) -> int: ...
 
 # --- events (what on_event receives) ----------------------------------------------------------
 
@@ -220,6 +236,10 @@ class Client:
         on_view: Callable[[GroupView], object] | None = None,
         on_event: Callable[[_Event], object] | None = None,
         on_error: Callable[[BaseException], object] | None = None,
+        *,
+        window: int | None = None,
+        faults: str | None = None,
+        suspect_timeout: float | None = None,
     ) -> Self: ...
     @property
     def username(self) -> str: ...
@@ -233,6 +253,7 @@ class Client:
     def members(self, group: str) -> list[Member]: ...
     def tracker_stats(self) -> TrackerStats: ...
     def metrics(self) -> Metrics: ...
+    def fault_counts(self) -> FaultCounts: ...
     def quit(self) -> Metrics: ...
     def __enter__(self) -> Self: ...
     def __exit__(

@@ -88,7 +88,7 @@ enum messenger_result
   MESSENGER_NULL_ARGUMENT = 1,
   /**
    * An argument was invalid: a string that is not UTF-8, an address that does not parse,
-   * an unknown enum value.
+   * an unknown enum value, a setting out of its range.
    */
   MESSENGER_INVALID_ARGUMENT = 2,
   /**
@@ -124,8 +124,8 @@ enum messenger_result
    */
   MESSENGER_PROTOCOL = 10,
   /**
-   * A configuration could not be used (an invalid access-policy file, a bad
-   * `MESSENGER_FAULTS` setting).
+   * A configuration could not be used (an invalid access-policy file, a fault spec or
+   * `MESSENGER_FAULTS` setting that does not parse).
    */
   MESSENGER_CONFIG = 11,
   /**

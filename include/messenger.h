@@ -60,6 +60,13 @@
 #include <stdlib.h>
 
 /**
+ * The largest send window `messenger_client_config_set_window` accepts. Every member may hold
+ * a window of messages (up to 1200 bytes each) per sender of each group: at this limit, 78 MB
+ * per sender.
+ */
+#define MESSENGER_MAX_WINDOW 65536
+
+/**
  * What a call did. `MESSENGER_OK` (0) is success; every other value is a failure whose
  * message `messenger_last_error` returns on the same thread.
  *
@@ -81,7 +88,7 @@ enum messenger_result
   MESSENGER_NULL_ARGUMENT = 1,
   /**
    * An argument was invalid: a string that is not UTF-8, an address that does not parse,
-   * an unknown enum value.
+   * an unknown enum value, a setting out of its range.
    */
   MESSENGER_INVALID_ARGUMENT = 2,
   /**
@@ -117,8 +124,8 @@ enum messenger_result
    */
   MESSENGER_PROTOCOL = 10,
   /**
-   * A configuration could not be used (an invalid access-policy file, a bad
-   * `MESSENGER_FAULTS` setting).
+   * A configuration could not be used (an invalid access-policy file, a fault spec or
+   * `MESSENGER_FAULTS` setting that does not parse).
    */
   MESSENGER_CONFIG = 11,
   /**
@@ -422,6 +429,25 @@ typedef struct messenger_metrics {
 } messenger_metrics;
 
 /**
+ * What the fault injector did to a client's outgoing datagrams so far (all zero without
+ * faults); see `messenger_client_config_set_faults`.
+ */
+typedef struct messenger_fault_counts {
+  /**
+   * Datagrams never sent.
+   */
+  uint64_t dropped;
+  /**
+   * Datagrams sent twice.
+   */
+  uint64_t duplicated;
+  /**
+   * Copies held back and sent later (which lets later datagrams overtake them).
+   */
+  uint64_t delayed;
+} messenger_fault_counts;
+
+/**
  * The tracker's counters.
  */
 typedef struct messenger_tracker_counters {
@@ -476,6 +502,48 @@ messenger_result messenger_client_config_set_udp_bind(struct messenger_client_co
                                                       const char *address);
 
 /**
+ * Sets the send window of every group the client joins: how many of its messages a sender
+ * may have in flight (not yet held by every member) before `messenger_client_send` waits for
+ * room, and how many messages of each sender a member holds back while an earlier one is
+ * missing. Every member of a group should use the same window: a member whose window is
+ * smaller than a sender's drops the messages beyond it, which must then be sent again. The
+ * default is 1024.
+ *
+ * Fails with `MESSENGER_INVALID_ARGUMENT` for 0 (no message could ever be sent) or more than
+ * `MESSENGER_MAX_WINDOW`.
+ */
+messenger_result messenger_client_config_set_window(struct messenger_client_config *config,
+                                                    uint64_t window);
+
+/**
+ * Sets how long a member of a group may stay silent on the data plane (no datagram from it)
+ * while other members are heard before this client reports it to the tracker, which removes
+ * it from the group once half of the other members agree. The default is 3000 ms. Members
+ * send a status every 100 ms even when idle, so a timeout near that reports members that are
+ * merely idle.
+ *
+ * Fails with `MESSENGER_INVALID_ARGUMENT` for 0.
+ */
+messenger_result messenger_client_config_set_suspect_timeout_ms(struct messenger_client_config *config,
+                                                                uint32_t timeout_ms);
+
+/**
+ * Injects faults into the client's outgoing datagrams, for tests and demos. `spec` has the
+ * syntax of the `MESSENGER_FAULTS` environment variable: `"loss=0.1,dup=0.05,reorder=0.2"`,
+ * with any subset of `loss`, `dup`, `reorder` (probabilities of dropping, duplicating and
+ * holding back a datagram), `delay_ms` (how long at most one is held back, default 2) and
+ * `seed` (of the draws, default 1), in any order.
+ * Without this call the client reads `MESSENGER_FAULTS` when it connects; with it the
+ * environment is ignored, and an empty `spec` means no faults. The tracker connection is
+ * never affected. `messenger_client_fault_counts` tells what was done.
+ *
+ * Fails with `MESSENGER_CONFIG` for a spec that does not parse (the message says why),
+ * leaving the config as it was.
+ */
+messenger_result messenger_client_config_set_faults(struct messenger_client_config *config,
+                                                    const char *spec);
+
+/**
  * Registers the message callback with its `userdata` and an optional `free_userdata`
  * (called exactly once with `userdata`, after the callback's last call: when the client quits
  * or is freed, when the config is freed or consumed by a failed `messenger_client_new`, or
@@ -522,7 +590,9 @@ void messenger_client_config_free(struct messenger_client_config *config);
  *
  * Fails with `MESSENGER_TRACKER_UNAVAILABLE` when no tracker answers,
  * `MESSENGER_USERNAME_TAKEN` or `MESSENGER_INVALID_NAME` for the username, `MESSENGER_IO`
- * when the UDP address cannot be bound.
+ * when the UDP address cannot be bound, `MESSENGER_CONFIG` when `MESSENGER_FAULTS` does not
+ * parse (and `messenger_client_config_set_faults` was not called), `MESSENGER_PROTOCOL` when
+ * what answers at the tracker's address does not speak the tracker's protocol.
  */
 messenger_result messenger_client_new(struct messenger_client_config *config,
                                       struct messenger_client **client_out);
@@ -605,6 +675,14 @@ messenger_result messenger_client_metrics(const struct messenger_client *client,
                                           struct messenger_metrics *metrics_out);
 
 /**
+ * Writes what the fault injector (`messenger_client_config_set_faults` or
+ * `MESSENGER_FAULTS`) did to this client's outgoing datagrams so far into `*counts_out`: all
+ * zero without faults. Works after quit too (the final counts).
+ */
+messenger_result messenger_client_fault_counts(const struct messenger_client *client,
+                                               struct messenger_fault_counts *counts_out);
+
+/**
  * Asks the tracker for its counters (clients, groups, requests...).
  */
 messenger_result messenger_client_tracker_stats(const struct messenger_client *client,
@@ -625,8 +703,9 @@ messenger_result messenger_client_udp_address(const struct messenger_client *cli
  * already queued run before it returns (unless it is called from a callback); none starts
  * after, and the callbacks' userdata free functions have run by the time it returns (when it
  * is called from a callback: once that callback returns). Every later call on the client
- * fails with `MESSENGER_CLOSED`, except
- * `messenger_client_metrics`, `messenger_client_udp_address` and `messenger_client_free`.
+ * fails with `MESSENGER_CLOSED`, except `messenger_client_metrics`,
+ * `messenger_client_fault_counts`, `messenger_client_udp_address` and
+ * `messenger_client_free`.
  * Quitting when the tracker is gone still stops the client and succeeds.
  */
 messenger_result messenger_client_quit(const struct messenger_client *client,

@@ -358,6 +358,93 @@ mod tests {
         state.wait_gone();
     }
 
+    /// What `record_event` saw: kind, group (None for NULL) and text, copied.
+    type Recorded = Mutex<Vec<(messenger_event_kind, Option<String>, String)>>;
+
+    /// A C-ABI event callback that copies what it is given into the `Recorded` its userdata
+    /// points to.
+    unsafe extern "C" fn record_event(
+        userdata: *mut c_void,
+        kind: messenger_event_kind,
+        group: *const c_char,
+        text: *const c_char,
+    ) {
+        // SAFETY: the test passes a `Recorded` that outlives the handler.
+        let recorded = unsafe { &*userdata.cast::<Recorded>() };
+        let group = (!group.is_null()).then(|| {
+            // SAFETY: a non-NULL group is NUL-terminated and valid for the call (the callback
+            // contract).
+            unsafe { std::ffi::CStr::from_ptr(group) }
+                .to_string_lossy()
+                .into_owned()
+        });
+        // SAFETY: as for the group; the text is never NULL.
+        let text = unsafe { std::ffi::CStr::from_ptr(text) }
+            .to_string_lossy()
+            .into_owned();
+        recorded.lock().unwrap().push((kind, group, text));
+    }
+
+    /// No real-socket test produces `ClientEvent::Lost` deterministically (it needs a member
+    /// that vanished while some messages it sent were known to exist but held by no survivor),
+    /// so the conversion into the C event is checked here, through a C-ABI callback.
+    #[test]
+    fn a_lost_event_reaches_c_with_its_group_sender_and_range() {
+        let recorded: Recorded = Mutex::new(Vec::new());
+        let state = Arc::new(DispatchState::default());
+        let callbacks = CallbackSet {
+            event: Some(Callback {
+                func: record_event as EventFn,
+                userdata: ForeignData::new(std::ptr::from_ref(&recorded).cast_mut().cast(), None),
+            }),
+            ..Default::default()
+        };
+        let mut handler = CHandler::new(callbacks, Arc::clone(&state));
+        handler.on_event(ClientEvent::Lost {
+            group: "room".into(),
+            sender: "bob".into(),
+            first: 7,
+            last: 9,
+        });
+        handler.on_event(ClientEvent::Lost {
+            group: "hall".into(),
+            sender: "cid".into(),
+            first: 4,
+            last: 4,
+        });
+        // Lost is a group event: it is still reported while the client quits.
+        state.quitting();
+        handler.on_event(ClientEvent::Lost {
+            group: "room".into(),
+            sender: "dee".into(),
+            first: 1,
+            last: 2,
+        });
+        drop(handler);
+        let recorded = recorded.into_inner().unwrap();
+        use messenger_event_kind::MESSENGER_EVENT_LOST as LOST;
+        assert_eq!(
+            recorded,
+            vec![
+                (
+                    LOST,
+                    Some("room".to_string()),
+                    "messages 7 to 9 of bob in room are lost".to_string()
+                ),
+                (
+                    LOST,
+                    Some("hall".to_string()),
+                    "message 4 of cid in hall is lost".to_string()
+                ),
+                (
+                    LOST,
+                    Some("room".to_string()),
+                    "messages 1 to 2 of dee in room are lost".to_string()
+                ),
+            ]
+        );
+    }
+
     #[test]
     fn events_have_one_line_texts() {
         let lost = ClientEvent::Lost {

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use messenger_core::{Client, ClientConfig};
+use messenger_core::{Client, ClientConfig, FaultConfig, GroupConfig};
 use tokio::runtime::Runtime;
 
 use crate::args::{self, handle, out_ptr, str_arg};
@@ -20,9 +20,14 @@ use crate::callbacks::{
 };
 use crate::error::{messenger_result, Failure};
 use crate::types::{
-    messenger_group_list, messenger_member_list, messenger_metrics, messenger_tracker_counters,
-    order_arg,
+    messenger_fault_counts, messenger_group_list, messenger_member_list, messenger_metrics,
+    messenger_tracker_counters, order_arg,
 };
+
+/// The largest send window `messenger_client_config_set_window` accepts. Every member may hold
+/// a window of messages (up to 1200 bytes each) per sender of each group: at this limit, 78 MB
+/// per sender.
+pub const MESSENGER_MAX_WINDOW: u64 = 65_536;
 
 /// How to connect a client: the tracker, a username, where to bind UDP, and callbacks. Made by
 /// `messenger_client_config_new`; consumed by `messenger_client_new` or released with
@@ -32,6 +37,10 @@ pub struct messenger_client_config {
     tracker: SocketAddr,
     username: String,
     udp_bind: SocketAddr,
+    /// Protocol limits and timers of every group the client joins.
+    group: GroupConfig,
+    /// `None` reads `MESSENGER_FAULTS` when the client connects.
+    faults: Option<FaultConfig>,
     callbacks: CallbackSet,
 }
 
@@ -91,6 +100,8 @@ pub extern "C" fn messenger_client_config_new(
             tracker: args::address(tracker, "tracker address")?,
             username: username.to_string(),
             udp_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            group: GroupConfig::default(),
+            faults: None,
             callbacks: CallbackSet::default(),
         };
         // SAFETY: `out` is a non-NULL writable pointer (the documented rule).
@@ -112,6 +123,84 @@ pub extern "C" fn messenger_client_config_set_udp_bind(
         // SAFETY: a NUL-terminated string or NULL.
         let address = unsafe { str_arg(address, "address") }?;
         config.udp_bind = args::address(address, "UDP bind address")?;
+        Ok(())
+    }
+}
+
+/// Sets the send window of every group the client joins: how many of its messages a sender
+/// may have in flight (not yet held by every member) before `messenger_client_send` waits for
+/// room, and how many messages of each sender a member holds back while an earlier one is
+/// missing. Every member of a group should use the same window: a member whose window is
+/// smaller than a sender's drops the messages beyond it, which must then be sent again. The
+/// default is 1024.
+///
+/// Fails with `MESSENGER_INVALID_ARGUMENT` for 0 (no message could ever be sent) or more than
+/// `MESSENGER_MAX_WINDOW`.
+#[no_mangle]
+pub extern "C" fn messenger_client_config_set_window(
+    config: *mut messenger_client_config,
+    window: u64,
+) -> messenger_result {
+    ffi_panic_boundary! {
+        // SAFETY: a live config or NULL (the documented rule).
+        let config = unsafe { config_mut(config) }?;
+        if window == 0 || window > MESSENGER_MAX_WINDOW {
+            return Err(Failure::invalid(format!(
+                "window {window} is not between 1 and {MESSENGER_MAX_WINDOW} messages"
+            )));
+        }
+        config.group.window = window;
+        Ok(())
+    }
+}
+
+/// Sets how long a member of a group may stay silent on the data plane (no datagram from it)
+/// while other members are heard before this client reports it to the tracker, which removes
+/// it from the group once half of the other members agree. The default is 3000 ms. Members
+/// send a status every 100 ms even when idle, so a timeout near that reports members that are
+/// merely idle.
+///
+/// Fails with `MESSENGER_INVALID_ARGUMENT` for 0.
+#[no_mangle]
+pub extern "C" fn messenger_client_config_set_suspect_timeout_ms(
+    config: *mut messenger_client_config,
+    timeout_ms: u32,
+) -> messenger_result {
+    ffi_panic_boundary! {
+        // SAFETY: a live config or NULL (the documented rule).
+        let config = unsafe { config_mut(config) }?;
+        if timeout_ms == 0 {
+            return Err(Failure::invalid("a suspect timeout of 0 ms would report every member"));
+        }
+        config.group.suspect_timeout = Duration::from_millis(timeout_ms.into());
+        Ok(())
+    }
+}
+
+/// Injects faults into the client's outgoing datagrams, for tests and demos. `spec` has the
+/// syntax of the `MESSENGER_FAULTS` environment variable: `"loss=0.1,dup=0.05,reorder=0.2"`,
+/// with any subset of `loss`, `dup`, `reorder` (probabilities of dropping, duplicating and
+/// holding back a datagram), `delay_ms` (how long at most one is held back, default 2) and
+/// `seed` (of the draws, default 1), in any order.
+/// Without this call the client reads `MESSENGER_FAULTS` when it connects; with it the
+/// environment is ignored, and an empty `spec` means no faults. The tracker connection is
+/// never affected. `messenger_client_fault_counts` tells what was done.
+///
+/// Fails with `MESSENGER_CONFIG` for a spec that does not parse (the message says why),
+/// leaving the config as it was.
+#[no_mangle]
+pub extern "C" fn messenger_client_config_set_faults(
+    config: *mut messenger_client_config,
+    spec: *const c_char,
+) -> messenger_result {
+    ffi_panic_boundary! {
+        // SAFETY: a live config or NULL (the documented rule).
+        let config = unsafe { config_mut(config) }?;
+        // SAFETY: a NUL-terminated string or NULL.
+        let spec = unsafe { str_arg(spec, "spec") }?;
+        let faults = FaultConfig::parse(spec)
+            .map_err(|e| Failure::new(messenger_result::MESSENGER_CONFIG, e.to_string()))?;
+        config.faults = Some(faults);
         Ok(())
     }
 }
@@ -205,7 +294,9 @@ pub extern "C" fn messenger_client_config_free(config: *mut messenger_client_con
 ///
 /// Fails with `MESSENGER_TRACKER_UNAVAILABLE` when no tracker answers,
 /// `MESSENGER_USERNAME_TAKEN` or `MESSENGER_INVALID_NAME` for the username, `MESSENGER_IO`
-/// when the UDP address cannot be bound.
+/// when the UDP address cannot be bound, `MESSENGER_CONFIG` when `MESSENGER_FAULTS` does not
+/// parse (and `messenger_client_config_set_faults` was not called), `MESSENGER_PROTOCOL` when
+/// what answers at the tracker's address does not speak the tracker's protocol.
 #[no_mangle]
 pub extern "C" fn messenger_client_new(
     config: *mut messenger_client_config,
@@ -224,12 +315,16 @@ pub extern "C" fn messenger_client_new(
             tracker,
             username,
             udp_bind,
+            group,
+            faults,
             callbacks,
         } = *config;
         let dispatch = Arc::new(DispatchState::default());
         let handler = CHandler::new(callbacks, Arc::clone(&dispatch));
         let mut core_config = ClientConfig::new(tracker, username);
         core_config.udp_bind = udp_bind;
+        core_config.group = group;
+        core_config.faults = faults;
         let client = runtime.block_on(Client::connect(core_config, handler))?;
         let client = Box::new(messenger_client {
             runtime,
@@ -446,6 +541,24 @@ pub extern "C" fn messenger_client_metrics(
     }
 }
 
+/// Writes what the fault injector (`messenger_client_config_set_faults` or
+/// `MESSENGER_FAULTS`) did to this client's outgoing datagrams so far into `*counts_out`: all
+/// zero without faults. Works after quit too (the final counts).
+#[no_mangle]
+pub extern "C" fn messenger_client_fault_counts(
+    client: *const messenger_client,
+    counts_out: *mut messenger_fault_counts,
+) -> messenger_result {
+    ffi_panic_boundary! {
+        // SAFETY: the documented rule for handles.
+        let c = unsafe { client_ref(client) }?;
+        let out = out_ptr(counts_out, "counts_out")?;
+        // SAFETY: a writable pointer (the documented rule).
+        unsafe { out.write(c.client.fault_counts().into()) };
+        Ok(())
+    }
+}
+
 /// Asks the tracker for its counters (clients, groups, requests...).
 #[no_mangle]
 pub extern "C" fn messenger_client_tracker_stats(
@@ -485,8 +598,9 @@ pub extern "C" fn messenger_client_udp_address(
 /// already queued run before it returns (unless it is called from a callback); none starts
 /// after, and the callbacks' userdata free functions have run by the time it returns (when it
 /// is called from a callback: once that callback returns). Every later call on the client
-/// fails with `MESSENGER_CLOSED`, except
-/// `messenger_client_metrics`, `messenger_client_udp_address` and `messenger_client_free`.
+/// fails with `MESSENGER_CLOSED`, except `messenger_client_metrics`,
+/// `messenger_client_fault_counts`, `messenger_client_udp_address` and
+/// `messenger_client_free`.
 /// Quitting when the tracker is gone still stops the client and succeeds.
 #[no_mangle]
 pub extern "C" fn messenger_client_quit(

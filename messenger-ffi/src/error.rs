@@ -19,7 +19,7 @@ pub enum messenger_result {
     /// A required pointer argument was NULL.
     MESSENGER_NULL_ARGUMENT = 1,
     /// An argument was invalid: a string that is not UTF-8, an address that does not parse,
-    /// an unknown enum value.
+    /// an unknown enum value, a setting out of its range.
     MESSENGER_INVALID_ARGUMENT = 2,
     /// The library panicked (a bug); the handle involved may be unusable, but may be freed.
     MESSENGER_PANIC = 3,
@@ -37,8 +37,8 @@ pub enum messenger_result {
     MESSENGER_IO = 9,
     /// The tracker sent something unexpected.
     MESSENGER_PROTOCOL = 10,
-    /// A configuration could not be used (an invalid access-policy file, a bad
-    /// `MESSENGER_FAULTS` setting).
+    /// A configuration could not be used (an invalid access-policy file, a fault spec or
+    /// `MESSENGER_FAULTS` setting that does not parse).
     MESSENGER_CONFIG = 11,
     /// `messenger_client_flush` returned before every message was stable.
     MESSENGER_TIMED_OUT = 12,

@@ -5,7 +5,7 @@ use std::ffi::{c_char, CString};
 use std::time::Duration;
 
 use messenger_core::protocol::wire::{GroupInfo, TrackerStats};
-use messenger_core::{GroupView, MetricsSnapshot, Order};
+use messenger_core::{FaultCounts, GroupView, MetricsSnapshot, Order};
 
 use crate::args::{self, c_string};
 use crate::error::{messenger_result, Failure};
@@ -368,6 +368,29 @@ pub extern "C" fn messenger_metrics_text(
         let text = MetricsSnapshot::from(metrics).to_string();
         // SAFETY: the caller's buffer rules.
         unsafe { args::write_str(&text, buf, len, out_len) }
+    }
+}
+
+/// What the fault injector did to a client's outgoing datagrams so far (all zero without
+/// faults); see `messenger_client_config_set_faults`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct messenger_fault_counts {
+    /// Datagrams never sent.
+    pub dropped: u64,
+    /// Datagrams sent twice.
+    pub duplicated: u64,
+    /// Copies held back and sent later (which lets later datagrams overtake them).
+    pub delayed: u64,
+}
+
+impl From<FaultCounts> for messenger_fault_counts {
+    fn from(c: FaultCounts) -> Self {
+        messenger_fault_counts {
+            dropped: c.dropped,
+            duplicated: c.duplicated,
+            delayed: c.delayed,
+        }
     }
 }
 

@@ -18,7 +18,7 @@
 #include "messenger.h"
 
 /* How long anything expected may take to happen. */
-#define PATIENCE_SECONDS 20
+#define PATIENCE_SECONDS 30
 
 static const char *test_name = "test";
 

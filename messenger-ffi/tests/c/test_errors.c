@@ -60,6 +60,31 @@ static void library_basics(void) {
               "metrics is NULL");
 }
 
+/*
+ * MESSENGER_FAULTS is read when a client connects, unless the config sets faults: then the
+ * environment is ignored. Runs first, while no tracker or client runs that could read the
+ * environment as it changes; nothing listens at `dead` (where a tracker listened a moment
+ * ago).
+ */
+static void faults_from_the_environment(void) {
+  char dead[64];
+  messenger_tracker *t = start_tracker(NULL, dead, sizeof dead);
+  messenger_tracker_free(t);
+  CHECK(setenv("MESSENGER_FAULTS", "loss=2", 1) == 0);
+  messenger_client_config *config = NULL;
+  messenger_client *client = NULL;
+  CHECK_OK(messenger_client_config_new(dead, "x", &config));
+  CHECK_FAILS(messenger_client_new(config, &client), MESSENGER_CONFIG,
+              "invalid fault specification \"loss=2\"");
+  CHECK_OK(messenger_client_config_new(dead, "x", &config));
+  CHECK_OK(messenger_client_config_set_faults(config, ""));
+  /* Past the faults: it tries the tracker, which is not there. */
+  CHECK_FAILS(messenger_client_new(config, &client), MESSENGER_TRACKER_UNAVAILABLE,
+              "tracker unavailable");
+  CHECK(client == NULL);
+  CHECK(unsetenv("MESSENGER_FAULTS") == 0);
+}
+
 static void tracker_errors(void) {
   messenger_tracker *tracker = NULL;
   CHECK_FAILS(messenger_tracker_new("127.0.0.1:0", NULL, 0, 0, NULL), MESSENGER_NULL_ARGUMENT,
@@ -113,6 +138,7 @@ static void tracker_errors(void) {
 }
 
 static void config_errors(const char *addr) {
+  static const char bad_utf8_spec[] = {'l', 'o', 's', 's', '=', '\xff', '\0'};
   messenger_client_config *config = NULL;
   CHECK_FAILS(messenger_client_config_new(NULL, "x", &config), MESSENGER_NULL_ARGUMENT,
               "tracker is NULL");
@@ -131,6 +157,33 @@ static void config_errors(const char *addr) {
               "config is NULL");
   CHECK_FAILS(messenger_client_config_on_message(config, NULL, NULL, NULL),
               MESSENGER_NULL_ARGUMENT, "callback is NULL");
+  /* The window: at least 1, at most MESSENGER_MAX_WINDOW. */
+  CHECK_FAILS(messenger_client_config_set_window(config, 0), MESSENGER_INVALID_ARGUMENT,
+              "window 0 is not between 1 and 65536");
+  CHECK_FAILS(messenger_client_config_set_window(config, MESSENGER_MAX_WINDOW + 1),
+              MESSENGER_INVALID_ARGUMENT, "window 65537");
+  CHECK_FAILS(messenger_client_config_set_window(NULL, 16), MESSENGER_NULL_ARGUMENT,
+              "config is NULL");
+  CHECK_OK(messenger_client_config_set_window(config, 1));
+  CHECK_OK(messenger_client_config_set_window(config, MESSENGER_MAX_WINDOW));
+  CHECK_FAILS(messenger_client_config_set_suspect_timeout_ms(config, 0),
+              MESSENGER_INVALID_ARGUMENT, "suspect timeout of 0 ms");
+  CHECK_FAILS(messenger_client_config_set_suspect_timeout_ms(NULL, 300),
+              MESSENGER_NULL_ARGUMENT, "config is NULL");
+  CHECK_OK(messenger_client_config_set_suspect_timeout_ms(config, 300));
+  /* Fault specs: what is wrong is said. */
+  CHECK_FAILS(messenger_client_config_set_faults(config, "loss=2"), MESSENGER_CONFIG,
+              "loss=2 is not a probability in [0, 1]");
+  CHECK_FAILS(messenger_client_config_set_faults(config, "jitter=1"), MESSENGER_CONFIG,
+              "unknown key `jitter`");
+  CHECK_FAILS(messenger_client_config_set_faults(config, "loss"), MESSENGER_CONFIG,
+              "`loss` is not key=value");
+  CHECK_FAILS(messenger_client_config_set_faults(config, NULL), MESSENGER_NULL_ARGUMENT,
+              "spec is NULL");
+  CHECK_FAILS(messenger_client_config_set_faults(config, bad_utf8_spec),
+              MESSENGER_INVALID_ARGUMENT, "spec is not valid UTF-8");
+  CHECK_OK(messenger_client_config_set_faults(config, "loss=0.5, seed=3"));
+  CHECK_OK(messenger_client_config_set_faults(config, ""));
   messenger_client_config_free(config);
 
   messenger_client *client = NULL;
@@ -178,6 +231,12 @@ static void client_errors(const char *addr) {
               "list_out is NULL");
   CHECK_FAILS(messenger_client_metrics(ann, NULL), MESSENGER_NULL_ARGUMENT,
               "metrics_out is NULL");
+  CHECK_FAILS(messenger_client_fault_counts(ann, NULL), MESSENGER_NULL_ARGUMENT,
+              "counts_out is NULL");
+  messenger_fault_counts counts = {.dropped = 5};
+  CHECK_FAILS(messenger_client_fault_counts(NULL, &counts), MESSENGER_NULL_ARGUMENT,
+              "client is NULL");
+  CHECK(counts.dropped == 5);
   CHECK_FAILS(messenger_client_leave(NULL, "g"), MESSENGER_NULL_ARGUMENT, "client is NULL");
   CHECK_FAILS(messenger_client_flush(NULL, 10), MESSENGER_NULL_ARGUMENT, "client is NULL");
   CHECK_FAILS(messenger_client_quit(NULL, NULL), MESSENGER_NULL_ARGUMENT, "client is NULL");
@@ -270,6 +329,7 @@ static void policy_errors(void) {
 
 int main(void) {
   test_name = "test_errors";
+  faults_from_the_environment();
   library_basics();
   tracker_errors();
   char addr[64];

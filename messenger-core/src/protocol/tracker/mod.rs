@@ -14,7 +14,8 @@
 //!
 //! - `names.rs`: what makes a username or group name valid ([`validate_name`]), glob patterns
 //!   ([`glob_match`]), and how a name from the network is quoted in a message.
-//! - `policy.rs`: the [`AccessPolicy`] and its TOML form.
+//! - `policy.rs`: the [`AccessPolicy`], its TOML form, and `admit`, which decides whether a
+//!   join may go ahead (every refusal reason, with its error code and message).
 //! - `registry.rs`: the [`Registry`] (clients, groups, views, the dispatch of requests);
 //!   `registry/membership.rs`: joins, leaves and the view changes they push;
 //!   `registry/suspicion.rs`: reports of silent members.
@@ -64,9 +65,11 @@
 //!
 //! # Order of the checks of a join
 //!
-//! Invalid name, already a member, not on the allow-list, wrong or missing password, then for
-//! an existing group the order and the member limit, and for an absent one whether joining may
-//! create it (and a limit of 0).
+//! Invalid name; then, decided by `policy::admit` before the join changes anything: already a
+//! member, not on the allow-list, missing or wrong password, then for an existing group the
+//! order and the member limit, and for an absent one whether joining may create it, a limit of
+//! 0, and the limits on groups ([`RegistryLimits`]). A refused join changes nothing but the
+//! count of wrong passwords ([`Registry::wrong_passwords`]).
 
 use std::fmt;
 use std::sync::Arc;

@@ -6,8 +6,9 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use super::names::{glob_match, validate_name, NameError};
-use crate::protocol::wire::Order;
+use super::names::{glob_match, quoted, validate_name, NameError};
+use super::{Refusal, RegistryLimits, MAX_MEMBERS};
+use crate::protocol::wire::{ErrorCode, Order};
 
 fn yes() -> bool {
     true
@@ -232,8 +233,180 @@ impl AccessPolicy {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Admission: may this join go ahead?
+// ---------------------------------------------------------------------------------------------
+
+/// A join as [`admit`] sees it: who asks, with what, and the state the join would change.
+///
+/// Not `Debug`: it holds the password.
+#[derive(Clone, Copy)]
+pub(super) struct JoinAttempt<'a> {
+    pub(super) username: &'a str,
+    pub(super) password: Option<&'a str>,
+    pub(super) order: Order,
+    /// The group as it is, `None` when it does not exist (the join would create it).
+    pub(super) group: Option<GroupNow>,
+    /// How many groups exist.
+    pub(super) groups: usize,
+    /// How many of them the requester created.
+    pub(super) created: usize,
+}
+
+/// An existing group, as [`admit`] needs to know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct GroupNow {
+    pub(super) order: Order,
+    pub(super) members: usize,
+    /// Whether the requester is a member of it already.
+    pub(super) is_member: bool,
+}
+
+/// Why [`admit`] refuses a join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Denial {
+    AlreadyMember,
+    /// The rule has an allow-list without the requester.
+    NotAllowed,
+    PasswordMissing,
+    /// The one refusal that counts against the requester
+    /// ([`Registry::wrong_passwords`](super::Registry::wrong_passwords)).
+    WrongPassword,
+    OrderMismatch {
+        group: Order,
+        asked: Order,
+    },
+    Full {
+        members: usize,
+    },
+    /// The group does not exist and the rule forbids creating it by joining.
+    NotCreatable,
+    /// The group does not exist and its member limit is 0.
+    AdmitsNoMembers,
+    /// Creating it would pass [`RegistryLimits::max_groups`].
+    MaxGroups {
+        limit: usize,
+    },
+    /// Creating it would pass [`RegistryLimits::max_groups_per_client`].
+    MaxGroupsPerClient {
+        created: usize,
+    },
+}
+
+impl Denial {
+    /// The error code the client gets.
+    pub(super) fn code(self) -> ErrorCode {
+        match self {
+            Denial::AlreadyMember => ErrorCode::AlreadyMember,
+            Denial::NotAllowed
+            | Denial::PasswordMissing
+            | Denial::WrongPassword
+            | Denial::NotCreatable => ErrorCode::AccessDenied,
+            Denial::OrderMismatch { .. } => ErrorCode::OrderMismatch,
+            Denial::Full { .. } | Denial::AdmitsNoMembers => ErrorCode::GroupFull,
+            Denial::MaxGroups { .. } | Denial::MaxGroupsPerClient { .. } => ErrorCode::LimitReached,
+        }
+    }
+
+    /// The reply to the join of `username` to `group`: the code and a sentence naming the
+    /// group (and the limit, for a limit).
+    pub(super) fn refusal(self, group: &str, username: &str) -> Refusal {
+        let group = quoted(group);
+        let message = match self {
+            Denial::AlreadyMember => format!("{username} is already a member of {group}"),
+            Denial::NotAllowed => format!("{username} may not join {group}"),
+            Denial::PasswordMissing => format!("{group} needs a password"),
+            Denial::WrongPassword => format!("wrong password for {group}"),
+            Denial::OrderMismatch { group: is, asked } => format!(
+                "{group} is a {} group, not {}",
+                order_name(is),
+                order_name(asked)
+            ),
+            Denial::Full { members } => format!("{group} is full ({members} members)"),
+            Denial::NotCreatable => {
+                format!("{group} does not exist and may not be created by joining")
+            }
+            Denial::AdmitsNoMembers => format!("{group} admits no members"),
+            Denial::MaxGroups { limit } => format!(
+                "cannot create {group}: the tracker holds its limit of {limit} groups (max_groups)"
+            ),
+            Denial::MaxGroupsPerClient { created } => format!(
+                "cannot create {group}: {username} already created {created} groups, the limit per client (max_groups_per_client)"
+            ),
+        };
+        Refusal::new(self.code(), message)
+    }
+}
+
+/// Whether a join may go ahead, decided from the group's `rule`, the tracker's `limits` and
+/// the state the join would change; reads only. The first failing check refuses, in this
+/// order: already a member, not on the allow-list, missing or wrong password (compared in
+/// constant time), then for an existing group the order and the member limit, and for an
+/// absent one whether joining may create it, a member limit of 0, and the limits on groups in
+/// all and per creator.
+///
+/// The member limit is the rule's `max_members`, else `limits.default_max_members`, and
+/// never more than [`MAX_MEMBERS`].
+pub(super) fn admit(
+    rule: &Rule,
+    limits: &RegistryLimits,
+    attempt: &JoinAttempt<'_>,
+) -> Result<(), Denial> {
+    if attempt.group.is_some_and(|g| g.is_member) {
+        return Err(Denial::AlreadyMember);
+    }
+    if let Some(allow) = &rule.allow {
+        if !allow.iter().any(|name| name == attempt.username) {
+            return Err(Denial::NotAllowed);
+        }
+    }
+    if let Some(expected) = &rule.password {
+        match attempt.password {
+            None => return Err(Denial::PasswordMissing),
+            Some(given) if !same_secret(given, expected) => return Err(Denial::WrongPassword),
+            Some(_) => {}
+        }
+    }
+    let limit = rule
+        .max_members
+        .unwrap_or(limits.default_max_members)
+        .min(MAX_MEMBERS);
+    match attempt.group {
+        Some(g) => {
+            if g.order != attempt.order {
+                return Err(Denial::OrderMismatch {
+                    group: g.order,
+                    asked: attempt.order,
+                });
+            }
+            if g.members >= limit as usize {
+                return Err(Denial::Full { members: g.members });
+            }
+        }
+        None => {
+            if !rule.create {
+                return Err(Denial::NotCreatable);
+            }
+            if limit == 0 {
+                return Err(Denial::AdmitsNoMembers);
+            }
+            if attempt.groups >= limits.max_groups {
+                return Err(Denial::MaxGroups {
+                    limit: limits.max_groups,
+                });
+            }
+            if attempt.created >= limits.max_groups_per_client {
+                return Err(Denial::MaxGroupsPerClient {
+                    created: attempt.created,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// How a message names an order.
-pub(super) fn order_name(order: Order) -> &'static str {
+fn order_name(order: Order) -> &'static str {
     match order {
         Order::Fifo => "fifo",
         Order::Total => "total",
@@ -241,7 +414,7 @@ pub(super) fn order_name(order: Order) -> &'static str {
 }
 
 /// Compares two secrets in time that depends only on their lengths.
-pub(super) fn same_secret(given: &str, expected: &str) -> bool {
+fn same_secret(given: &str, expected: &str) -> bool {
     let (a, b) = (given.as_bytes(), expected.as_bytes());
     let mut diff = a.len() ^ b.len();
     for (i, &x) in b.iter().enumerate() {
@@ -360,5 +533,269 @@ mod tests {
         assert!(!same_secret("ab", "abc"));
         assert!(!same_secret("abcd", "abc"));
         assert!(!same_secret("", "a"));
+    }
+
+    // --- admit -----------------------------------------------------------------------------
+
+    fn attempt<'a>(username: &'a str, password: Option<&'a str>) -> JoinAttempt<'a> {
+        JoinAttempt {
+            username,
+            password,
+            order: Order::Fifo,
+            group: None,
+            groups: 0,
+            created: 0,
+        }
+    }
+
+    fn existing(members: usize) -> Option<GroupNow> {
+        Some(GroupNow {
+            order: Order::Fifo,
+            members,
+            is_member: false,
+        })
+    }
+
+    fn ops() -> Rule {
+        Rule {
+            password: Some("s3cret".into()),
+            allow: Some(vec!["alice".into(), "bob".into()]),
+            max_members: Some(2),
+            create: true,
+        }
+    }
+
+    #[test]
+    fn an_open_rule_admits_anyone_to_a_new_or_existing_group() {
+        let limits = RegistryLimits::default();
+        let open = Rule::open();
+        assert_eq!(admit(&open, &limits, &attempt("carol", None)), Ok(()));
+        let join = JoinAttempt {
+            group: existing(3),
+            ..attempt("carol", Some("ignored: the rule has no password"))
+        };
+        assert_eq!(admit(&open, &limits, &join), Ok(()));
+        let right = attempt("alice", Some("s3cret"));
+        assert_eq!(admit(&ops(), &limits, &right), Ok(()));
+    }
+
+    #[test]
+    fn admit_refuses_for_each_reason() {
+        let limits = RegistryLimits {
+            max_groups: 3,
+            max_groups_per_client: 2,
+            default_max_members: 4,
+            ..RegistryLimits::default()
+        };
+        let denied = |rule: &Rule, join: JoinAttempt<'_>| admit(rule, &limits, &join).err();
+        let alice = attempt("alice", Some("s3cret"));
+
+        let member = Some(GroupNow {
+            is_member: true,
+            ..existing(1).expect("group")
+        });
+        let again = JoinAttempt {
+            group: member,
+            ..alice
+        };
+        assert_eq!(denied(&ops(), again), Some(Denial::AlreadyMember));
+        assert_eq!(
+            denied(&ops(), attempt("carol", Some("s3cret"))),
+            Some(Denial::NotAllowed)
+        );
+        assert_eq!(
+            denied(&ops(), attempt("alice", None)),
+            Some(Denial::PasswordMissing)
+        );
+        for wrong in ["guess", "", "s3cre", "s3cret!", "S3CRET"] {
+            assert_eq!(
+                denied(&ops(), attempt("alice", Some(wrong))),
+                Some(Denial::WrongPassword),
+                "{wrong:?}"
+            );
+        }
+        let total = JoinAttempt {
+            order: Order::Total,
+            group: existing(1),
+            ..alice
+        };
+        assert_eq!(
+            denied(&ops(), total),
+            Some(Denial::OrderMismatch {
+                group: Order::Fifo,
+                asked: Order::Total
+            })
+        );
+        let full = JoinAttempt {
+            group: existing(2),
+            ..alice
+        };
+        assert_eq!(denied(&ops(), full), Some(Denial::Full { members: 2 }));
+        let closed = Rule {
+            create: false,
+            ..Rule::open()
+        };
+        assert_eq!(
+            denied(&closed, attempt("alice", None)),
+            Some(Denial::NotCreatable)
+        );
+        let none = Rule {
+            max_members: Some(0),
+            ..Rule::open()
+        };
+        assert_eq!(
+            denied(&none, attempt("alice", None)),
+            Some(Denial::AdmitsNoMembers)
+        );
+        let many = JoinAttempt { groups: 3, ..alice };
+        assert_eq!(
+            denied(&Rule::open(), many),
+            Some(Denial::MaxGroups { limit: 3 })
+        );
+        let prolific = JoinAttempt {
+            groups: 2,
+            created: 2,
+            ..alice
+        };
+        assert_eq!(
+            denied(&Rule::open(), prolific),
+            Some(Denial::MaxGroupsPerClient { created: 2 })
+        );
+        // The limits on groups bind only a join that creates one.
+        let join = JoinAttempt {
+            group: existing(0),
+            groups: 3,
+            created: 2,
+            ..alice
+        };
+        assert_eq!(denied(&Rule::open(), join), None);
+    }
+
+    #[test]
+    fn the_member_limit_is_the_rule_s_else_the_default_and_never_past_the_cap() {
+        let limits = RegistryLimits {
+            default_max_members: 4,
+            ..RegistryLimits::default()
+        };
+        let join = |members: usize| JoinAttempt {
+            group: existing(members),
+            ..attempt("alice", None)
+        };
+        let open = Rule::open();
+        assert_eq!(admit(&open, &limits, &join(3)), Ok(()));
+        assert_eq!(
+            admit(&open, &limits, &join(4)),
+            Err(Denial::Full { members: 4 })
+        );
+        let big = Rule {
+            max_members: Some(10),
+            ..Rule::open()
+        };
+        assert_eq!(admit(&big, &limits, &join(9)), Ok(()));
+        let huge = Rule {
+            max_members: Some(u32::MAX),
+            ..Rule::open()
+        };
+        let cap = MAX_MEMBERS as usize;
+        assert_eq!(admit(&huge, &limits, &join(cap - 1)), Ok(()));
+        assert_eq!(
+            admit(&huge, &limits, &join(cap)),
+            Err(Denial::Full { members: cap })
+        );
+    }
+
+    #[test]
+    fn the_first_failing_check_decides() {
+        let limits = RegistryLimits::default();
+        let denied = |rule: &Rule, join: JoinAttempt<'_>| admit(rule, &limits, &join).err();
+        // A member that asks again is not asked for the password, so it is not counted.
+        let member = JoinAttempt {
+            group: Some(GroupNow {
+                is_member: true,
+                ..existing(2).expect("group")
+            }),
+            ..attempt("alice", Some("guess"))
+        };
+        assert_eq!(denied(&ops(), member), Some(Denial::AlreadyMember));
+        // Someone not on the allow-list gets no answer about the password.
+        assert_eq!(
+            denied(&ops(), attempt("carol", Some("guess"))),
+            Some(Denial::NotAllowed)
+        );
+        // The password comes before anything about the group: a guess at a full group or in
+        // the wrong order is still a wrong password.
+        let full = JoinAttempt {
+            order: Order::Total,
+            group: existing(2),
+            ..attempt("alice", Some("guess"))
+        };
+        assert_eq!(denied(&ops(), full), Some(Denial::WrongPassword));
+        // The order before the member limit.
+        let both = JoinAttempt {
+            order: Order::Total,
+            group: existing(2),
+            ..attempt("alice", Some("s3cret"))
+        };
+        assert!(matches!(
+            denied(&ops(), both),
+            Some(Denial::OrderMismatch { .. })
+        ));
+        // For an absent group: creation forbidden before a limit of 0, before the limits on
+        // groups.
+        let nothing = Rule {
+            create: false,
+            max_members: Some(0),
+            ..Rule::open()
+        };
+        let crowded = JoinAttempt {
+            groups: usize::MAX,
+            created: usize::MAX,
+            ..attempt("alice", None)
+        };
+        assert_eq!(denied(&nothing, crowded), Some(Denial::NotCreatable));
+        let zero = Rule {
+            max_members: Some(0),
+            ..Rule::open()
+        };
+        assert_eq!(denied(&zero, crowded), Some(Denial::AdmitsNoMembers));
+        assert!(matches!(
+            denied(&Rule::open(), crowded),
+            Some(Denial::MaxGroups { .. })
+        ));
+    }
+
+    #[test]
+    fn each_denial_has_its_code_and_message() {
+        let denials = [
+            Denial::AlreadyMember,
+            Denial::NotAllowed,
+            Denial::PasswordMissing,
+            Denial::WrongPassword,
+            Denial::OrderMismatch {
+                group: Order::Total,
+                asked: Order::Fifo,
+            },
+            Denial::Full { members: 8 },
+            Denial::NotCreatable,
+            Denial::AdmitsNoMembers,
+            Denial::MaxGroups { limit: 10 },
+            Denial::MaxGroupsPerClient { created: 64 },
+        ];
+        let replies: Vec<String> = denials
+            .iter()
+            .map(|d| d.refusal("g", "alice"))
+            .map(|r| format!("{:?}: {}", r.code, r.message))
+            .collect();
+        let expected = r#"AlreadyMember: alice is already a member of "g"
+AccessDenied: alice may not join "g"
+AccessDenied: "g" needs a password
+AccessDenied: wrong password for "g"
+OrderMismatch: "g" is a total group, not fifo
+GroupFull: "g" is full (8 members)
+AccessDenied: "g" does not exist and may not be created by joining
+GroupFull: "g" admits no members
+LimitReached: cannot create "g": the tracker holds its limit of 10 groups (max_groups)
+LimitReached: cannot create "g": alice already created 64 groups, the limit per client (max_groups_per_client)"#;
+        assert_eq!(replies.join("\n"), expected);
     }
 }

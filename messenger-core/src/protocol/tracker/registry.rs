@@ -19,6 +19,7 @@ mod membership;
 mod suspicion;
 
 #[derive(Debug, Clone)]
+#[cfg_attr(test, derive(PartialEq, Eq))]
 struct ClientEntry {
     username: String,
     udp_addr: SocketAddr,
@@ -31,12 +32,14 @@ struct ClientEntry {
 }
 
 #[derive(Debug, Clone)]
+#[cfg_attr(test, derive(PartialEq, Eq))]
 struct Membership {
     client: ClientId,
     member: ViewMember,
 }
 
 #[derive(Debug, Clone)]
+#[cfg_attr(test, derive(PartialEq, Eq))]
 struct GroupEntry {
     id: GroupId,
     /// Who created it (counted against its limit while the group exists).
@@ -68,6 +71,7 @@ impl GroupEntry {
 /// The tracker's state: clients, groups, views, the access policy and the counters of
 /// [`TrackerStats`]. Pure: every method is a state transition that returns what to send.
 #[derive(Debug, Clone)]
+#[cfg_attr(test, derive(PartialEq, Eq))]
 pub struct Registry {
     policy: AccessPolicy,
     limits: RegistryLimits,

@@ -5,13 +5,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::super::names::{check_group_name, quoted};
-use super::super::policy::{order_name, same_secret};
-use super::super::{ClientId, Push, Refusal, MAX_MEMBERS};
+use super::super::policy::{admit, Denial, GroupNow, JoinAttempt};
+use super::super::{ClientId, Push, Refusal};
 use super::{unknown_group, GroupEntry, Membership, Registry};
 use crate::protocol::types::{GroupId, MemberId, ViewId};
 use crate::protocol::wire::{ErrorCode, Order, Reply, View, ViewDelta, ViewMember};
 
 impl Registry {
+    /// A join: the name is checked, then [`admit`] decides on the state as it is, and only
+    /// an admitted join changes anything (creates the group if needed, adds the member, pushes
+    /// the new view). The one trace a refused join leaves is the count of wrong passwords,
+    /// which the server uses to slow down and cut off guessing.
     pub(super) fn join(
         &mut self,
         client: ClientId,
@@ -20,126 +24,36 @@ impl Registry {
         password: Option<&str>,
     ) -> Result<(Reply, Vec<Push>), Refusal> {
         check_group_name(group)?;
-        let (username, udp_addr) = match self.clients.get(&client) {
-            Some(c) => (c.username.clone(), c.udp_addr),
-            None => return Err(Refusal::new(ErrorCode::BadRequest, "unknown client")),
+        let Some(entry) = self.clients.get(&client) else {
+            return Err(Refusal::new(ErrorCode::BadRequest, "unknown client"));
         };
+        let (username, udp_addr) = (entry.username.clone(), entry.udp_addr);
         let existing = self.groups.get(group);
-        if existing.is_some_and(|g| g.position(client).is_some()) {
-            return Err(Refusal::new(
-                ErrorCode::AlreadyMember,
-                format!("{username} is already a member of {}", quoted(group)),
-            ));
-        }
-        let rule = self.policy.rule_for(group);
-        if let Some(allow) = &rule.allow {
-            if !allow.contains(&username) {
-                return Err(Refusal::new(
-                    ErrorCode::AccessDenied,
-                    format!("{username} may not join {}", quoted(group)),
-                ));
-            }
-        }
-        if let Some(expected) = &rule.password {
-            match password {
-                None => {
-                    return Err(Refusal::new(
-                        ErrorCode::AccessDenied,
-                        format!("{} needs a password", quoted(group)),
-                    ))
-                }
-                Some(given) if !same_secret(given, expected) => {
-                    if let Some(c) = self.clients.get_mut(&client) {
-                        c.wrong_passwords = c.wrong_passwords.saturating_add(1);
-                    }
-                    return Err(Refusal::new(
-                        ErrorCode::AccessDenied,
-                        format!("wrong password for {}", quoted(group)),
-                    ));
-                }
-                Some(_) => {}
-            }
-        }
-        let limit = rule
-            .max_members
-            .unwrap_or(self.limits.default_max_members)
-            .min(MAX_MEMBERS);
-        let existing = self.groups.get(group);
-        match existing {
-            Some(g) => {
-                if g.order != order {
-                    return Err(Refusal::new(
-                        ErrorCode::OrderMismatch,
-                        format!(
-                            "{} is a {} group, not {}",
-                            quoted(group),
-                            order_name(g.order),
-                            order_name(order)
-                        ),
-                    ));
-                }
-                if g.members.len() >= limit as usize {
-                    return Err(Refusal::new(
-                        ErrorCode::GroupFull,
-                        format!("{} is full ({} members)", quoted(group), g.members.len()),
-                    ));
-                }
-            }
-            None => {
-                if !rule.create {
-                    return Err(Refusal::new(
-                        ErrorCode::AccessDenied,
-                        format!(
-                            "{} does not exist and may not be created by joining",
-                            quoted(group)
-                        ),
-                    ));
-                }
-                if limit == 0 {
-                    return Err(Refusal::new(
-                        ErrorCode::GroupFull,
-                        format!("{} admits no members", quoted(group)),
-                    ));
-                }
-                if self.groups.len() >= self.limits.max_groups {
-                    return Err(Refusal::new(
-                        ErrorCode::LimitReached,
-                        format!(
-                            "cannot create {}: the tracker holds its limit of {} groups (max_groups)",
-                            quoted(group),
-                            self.limits.max_groups
-                        ),
-                    ));
-                }
-                let created = self.clients.get(&client).map_or(0, |c| c.created);
-                if created >= self.limits.max_groups_per_client {
-                    return Err(Refusal::new(
-                        ErrorCode::LimitReached,
-                        format!(
-                            "cannot create {}: {username} already created {created} groups, the limit per client (max_groups_per_client)",
-                            quoted(group)
-                        ),
-                    ));
-                }
+        let attempt = JoinAttempt {
+            username: &username,
+            password,
+            order,
+            group: existing.map(|g| GroupNow {
+                order: g.order,
+                members: g.members.len(),
+                is_member: g.position(client).is_some(),
+            }),
+            groups: self.groups.len(),
+            created: entry.created,
+        };
+        if let Err(denial) = admit(self.policy.rule_for(group), &self.limits, &attempt) {
+            if denial == Denial::WrongPassword {
                 if let Some(c) = self.clients.get_mut(&client) {
-                    c.created += 1;
+                    c.wrong_passwords = c.wrong_passwords.saturating_add(1);
                 }
-                let id = GroupId(self.next_group);
-                self.next_group += 1;
-                self.groups.insert(
-                    group.to_owned(),
-                    GroupEntry {
-                        id,
-                        creator: client,
-                        order,
-                        view: ViewId(0),
-                        members: Vec::new(),
-                        suspicions: BTreeMap::new(),
-                    },
-                );
             }
+            return Err(denial.refusal(group, &username));
         }
 
+        // Admitted: nothing below refuses.
+        if !self.groups.contains_key(group) {
+            self.create_group(client, group, order);
+        }
         let member = MemberId(self.next_member);
         self.next_member += 1;
         let Some(g) = self.groups.get_mut(group) else {
@@ -181,6 +95,27 @@ impl Registry {
         }
         self.stats.views_pushed += pushes.len() as u64;
         Ok((Reply::Joined { member, view }, pushes))
+    }
+
+    /// Creates `group`, empty (view 0: its first member makes view 1), counted against its
+    /// creator's limit while it exists.
+    fn create_group(&mut self, creator: ClientId, group: &str, order: Order) {
+        if let Some(c) = self.clients.get_mut(&creator) {
+            c.created += 1;
+        }
+        let id = GroupId(self.next_group);
+        self.next_group += 1;
+        self.groups.insert(
+            group.to_owned(),
+            GroupEntry {
+                id,
+                creator,
+                order,
+                view: ViewId(0),
+                members: Vec::new(),
+                suspicions: BTreeMap::new(),
+            },
+        );
     }
 
     pub(super) fn leave(
@@ -264,7 +199,7 @@ mod tests {
     use super::super::fixtures::*;
     use super::*;
     use crate::protocol::tracker::policy::EXAMPLE;
-    use crate::protocol::tracker::{AccessPolicy, RegistryLimits};
+    use crate::protocol::tracker::{AccessPolicy, RegistryLimits, MAX_MEMBERS};
     use crate::protocol::wire::Request;
     use std::net::SocketAddr;
 
@@ -574,5 +509,69 @@ mod tests {
             2,
             "a right password does not reset the count"
         );
+    }
+
+    #[test]
+    fn a_refused_join_changes_nothing_but_the_count_of_wrong_passwords() {
+        let policy = format!(
+            "{EXAMPLE}\n[[group]]\nname = \"duo\"\nmax_members = 1\n[[group]]\nname = \"none\"\nmax_members = 0"
+        );
+        let mut r = Registry::new(AccessPolicy::from_toml_str(&policy).expect("policy"))
+            .with_limits(RegistryLimits {
+                max_groups: 4,
+                max_groups_per_client: 2,
+                ..RegistryLimits::default()
+            });
+        let a = r.register(&hello("alice")).expect("alice");
+        let b = r.register(&hello("bob")).expect("bob");
+        let c = r.register(&hello("carol")).expect("carol");
+        joined(r.handle(a, join("lobby", Order::Fifo)).0);
+        joined(r.handle(a, join_with("ops", "s3cret")).0);
+        joined(r.handle(b, join("duo", Order::Fifo)).0);
+        joined(r.handle(b, join("full", Order::Fifo)).0);
+        assert_eq!(r.stats().groups, 4);
+
+        let cases = [
+            (c, join("a b", Order::Fifo), ErrorCode::InvalidName),
+            (a, join("lobby", Order::Fifo), ErrorCode::AlreadyMember),
+            (c, join("team-a", Order::Fifo), ErrorCode::AccessDenied),
+            (c, join("ops", Order::Fifo), ErrorCode::AccessDenied),
+            (c, join_with("ops", "guess"), ErrorCode::AccessDenied),
+            (c, join("lobby", Order::Total), ErrorCode::OrderMismatch),
+            (c, join("duo", Order::Fifo), ErrorCode::GroupFull),
+            (c, join("none", Order::Fifo), ErrorCode::GroupFull),
+            (c, join("new", Order::Fifo), ErrorCode::LimitReached),
+            (a, join("team-a", Order::Fifo), ErrorCode::AccessDenied),
+        ];
+        for (who, request, want) in cases {
+            let wrong_password = matches!(
+                &request,
+                Request::Join { password: Some(p), .. } if p == "guess"
+            );
+            let mut expected = r.clone();
+            expected.stats.requests += 1;
+            expected.stats.errors += 1;
+            if wrong_password {
+                if let Some(entry) = expected.clients.get_mut(&who) {
+                    entry.wrong_passwords += 1;
+                }
+            }
+            let (reply, pushes) = r.handle(who, request);
+            assert_eq!(code(&reply), Some(want), "{reply:?}");
+            assert!(pushes.is_empty());
+            assert_eq!(r, expected, "{reply:?} changed the registry");
+        }
+        assert_eq!(r.wrong_passwords(c), 1);
+        // With one group fewer, alice still may create no group (she created two), and carol
+        // now may.
+        r.handle(b, leave("full"));
+        let mut expected = r.clone();
+        expected.stats.requests += 1;
+        expected.stats.errors += 1;
+        let (code, message) = refusal(r.handle(a, join("mine", Order::Fifo)).0);
+        assert_eq!(code, ErrorCode::LimitReached);
+        assert!(message.contains("max_groups_per_client"), "{message}");
+        assert_eq!(r, expected);
+        joined(r.handle(c, join("new", Order::Fifo)).0);
     }
 }

@@ -70,6 +70,10 @@
 //! order and the member limit, and for an absent one whether joining may create it, a limit of
 //! 0, and the limits on groups ([`RegistryLimits`]). A refused join changes nothing but the
 //! count of wrong passwords ([`Registry::wrong_passwords`]).
+//!
+//! [`Hello`]: crate::protocol::wire::Hello
+//! [`Request`]: crate::protocol::wire::Request
+//! [`GroupId`]: crate::protocol::types::GroupId
 
 use std::fmt;
 use std::sync::Arc;
@@ -103,7 +107,8 @@ pub struct RegistryLimits {
     /// The member limit of a group whose rule sets none (default 256); a rule's own
     /// `max_members` replaces it. Either is capped at [`MAX_MEMBERS`].
     pub default_max_members: u32,
-    /// How long a report that a member is silent ([`Request::Suspect`]) counts (default
+    /// How long a report that a member is silent
+    /// ([`Request::Suspect`](crate::protocol::wire::Request::Suspect)) counts (default
     /// 10 s); see [`Registry::handle_at`].
     pub suspect_window: Duration,
 }
@@ -174,7 +179,7 @@ pub struct Push {
 /// Why a client's session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Departure {
-    /// It sent [`Request::Quit`].
+    /// It sent [`Request::Quit`](crate::protocol::wire::Request::Quit).
     Quit,
     /// Its connection closed (or broke the protocol, or the tracker stopped).
     Disconnected,

@@ -1,0 +1,801 @@
+//! The access policy: who may join which group, and whether joining may create it; its TOML
+//! form (see the documentation of [`protocol::tracker`](super)).
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::Deserialize;
+
+use super::names::{glob_match, quoted, validate_name, NameError};
+use super::{Refusal, RegistryLimits, MAX_MEMBERS};
+use crate::protocol::wire::{ErrorCode, Order};
+
+fn yes() -> bool {
+    true
+}
+
+/// What a rule of the [`AccessPolicy`] demands of a joiner.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// A join must carry exactly this password.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Only these usernames may join.
+    #[serde(default)]
+    pub allow: Option<Vec<String>>,
+    /// At most this many members at a time.
+    #[serde(default)]
+    pub max_members: Option<u32>,
+    /// Whether joining an absent group creates it (default true).
+    #[serde(default = "yes")]
+    pub create: bool,
+}
+
+impl Rule {
+    /// The open rule: no password, no allow-list, no limit, joining creates the group.
+    pub fn open() -> Self {
+        Rule {
+            password: None,
+            allow: None,
+            max_members: None,
+            create: true,
+        }
+    }
+}
+
+impl Default for Rule {
+    fn default() -> Self {
+        Rule::open()
+    }
+}
+
+// Passwords stay out of logs.
+impl fmt::Debug for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rule")
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("allow", &self.allow)
+            .field("max_members", &self.max_members)
+            .field("create", &self.create)
+            .finish()
+    }
+}
+
+/// Which groups a [`GroupRule`] is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    /// Exactly this group name.
+    Name(String),
+    /// Every group name the glob pattern matches (see [`glob_match`]).
+    Pattern(String),
+}
+
+/// A rule for one group name or for a pattern of names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRule {
+    pub selector: Selector,
+    pub rule: Rule,
+}
+
+/// Why a policy could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("the policy is not valid TOML: {0}")]
+    Toml(#[from] toml::de::Error),
+    #[error("group rule {index} has neither `name` nor `pattern`")]
+    MissingSelector { index: usize },
+    #[error("group rule {index} has both `name` and `pattern`")]
+    BothSelectors { index: usize },
+    #[error("group rule {index}: {name:?} is not a valid group name: {reason}")]
+    InvalidName {
+        index: usize,
+        name: String,
+        reason: NameError,
+    },
+    #[error("group rule {index} has an empty pattern")]
+    EmptyPattern { index: usize },
+    #[error("group rule {index} repeats the rule for group {name:?}")]
+    DuplicateName { index: usize, name: String },
+}
+
+/// Who may join which group, and whether joining may create it. The default policy is open.
+///
+/// Loaded from TOML with [`AccessPolicy::from_toml_str`] (see the module documentation for the
+/// format); it also implements `Deserialize`, with the same validation, for embedding in a
+/// larger configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RawPolicy")]
+pub struct AccessPolicy {
+    default: Rule,
+    rules: Vec<GroupRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    #[serde(default)]
+    default: Rule,
+    #[serde(default)]
+    group: Vec<RawGroupRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroupRule {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    pattern: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    allow: Option<Vec<String>>,
+    #[serde(default)]
+    max_members: Option<u32>,
+    #[serde(default = "yes")]
+    create: bool,
+}
+
+impl TryFrom<RawPolicy> for AccessPolicy {
+    type Error = PolicyError;
+
+    fn try_from(raw: RawPolicy) -> Result<Self, PolicyError> {
+        let mut names = BTreeSet::new();
+        let mut rules = Vec::with_capacity(raw.group.len());
+        for (i, g) in raw.group.into_iter().enumerate() {
+            let index = i + 1;
+            let selector = match (g.name, g.pattern) {
+                (None, None) => return Err(PolicyError::MissingSelector { index }),
+                (Some(_), Some(_)) => return Err(PolicyError::BothSelectors { index }),
+                (Some(name), None) => {
+                    if let Err(reason) = validate_name(&name) {
+                        return Err(PolicyError::InvalidName {
+                            index,
+                            name,
+                            reason,
+                        });
+                    }
+                    if !names.insert(name.clone()) {
+                        return Err(PolicyError::DuplicateName { index, name });
+                    }
+                    Selector::Name(name)
+                }
+                (None, Some(pattern)) => {
+                    if pattern.is_empty() {
+                        return Err(PolicyError::EmptyPattern { index });
+                    }
+                    Selector::Pattern(pattern)
+                }
+            };
+            rules.push(GroupRule {
+                selector,
+                rule: Rule {
+                    password: g.password,
+                    allow: g.allow,
+                    max_members: g.max_members,
+                    create: g.create,
+                },
+            });
+        }
+        Ok(AccessPolicy {
+            default: raw.default,
+            rules,
+        })
+    }
+}
+
+impl AccessPolicy {
+    /// The open policy: anyone may create and join any group.
+    pub fn open() -> Self {
+        AccessPolicy::default()
+    }
+
+    /// A policy from its default rule and its group rules (first matching rule wins, exact
+    /// names before patterns).
+    pub fn new(default: Rule, rules: Vec<GroupRule>) -> Self {
+        AccessPolicy { default, rules }
+    }
+
+    /// Parses and validates a policy written in TOML (format in the module documentation).
+    pub fn from_toml_str(text: &str) -> Result<AccessPolicy, PolicyError> {
+        let raw: RawPolicy = toml::from_str(text)?;
+        AccessPolicy::try_from(raw)
+    }
+
+    /// The rule used when no group rule applies.
+    pub fn default_rule(&self) -> &Rule {
+        &self.default
+    }
+
+    /// The group rules, in the order they were written.
+    pub fn rules(&self) -> &[GroupRule] {
+        &self.rules
+    }
+
+    /// The rule for `group`: the first rule naming it, else the first pattern matching it,
+    /// else the default rule.
+    pub fn rule_for(&self, group: &str) -> &Rule {
+        let exact = self.rules.iter().find(|r| match &r.selector {
+            Selector::Name(n) => n == group,
+            Selector::Pattern(_) => false,
+        });
+        let pattern = || {
+            self.rules.iter().find(|r| match &r.selector {
+                Selector::Name(_) => false,
+                Selector::Pattern(p) => glob_match(p, group),
+            })
+        };
+        exact
+            .or_else(pattern)
+            .map(|r| &r.rule)
+            .unwrap_or(&self.default)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Admission: may this join go ahead?
+// ---------------------------------------------------------------------------------------------
+
+/// A join as [`admit`] sees it: who asks, with what, and the state the join would change.
+///
+/// Not `Debug`: it holds the password.
+#[derive(Clone, Copy)]
+pub(super) struct JoinAttempt<'a> {
+    pub(super) username: &'a str,
+    pub(super) password: Option<&'a str>,
+    pub(super) order: Order,
+    /// The group as it is, `None` when it does not exist (the join would create it).
+    pub(super) group: Option<GroupNow>,
+    /// How many groups exist.
+    pub(super) groups: usize,
+    /// How many of them the requester created.
+    pub(super) created: usize,
+}
+
+/// An existing group, as [`admit`] needs to know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct GroupNow {
+    pub(super) order: Order,
+    pub(super) members: usize,
+    /// Whether the requester is a member of it already.
+    pub(super) is_member: bool,
+}
+
+/// Why [`admit`] refuses a join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Denial {
+    AlreadyMember,
+    /// The rule has an allow-list without the requester.
+    NotAllowed,
+    PasswordMissing,
+    /// The one refusal that counts against the requester
+    /// ([`Registry::wrong_passwords`](super::Registry::wrong_passwords)).
+    WrongPassword,
+    OrderMismatch {
+        group: Order,
+        asked: Order,
+    },
+    Full {
+        members: usize,
+    },
+    /// The group does not exist and the rule forbids creating it by joining.
+    NotCreatable,
+    /// The group does not exist and its member limit is 0.
+    AdmitsNoMembers,
+    /// Creating it would pass [`RegistryLimits::max_groups`].
+    MaxGroups {
+        limit: usize,
+    },
+    /// Creating it would pass [`RegistryLimits::max_groups_per_client`].
+    MaxGroupsPerClient {
+        created: usize,
+    },
+}
+
+impl Denial {
+    /// The error code the client gets.
+    pub(super) fn code(self) -> ErrorCode {
+        match self {
+            Denial::AlreadyMember => ErrorCode::AlreadyMember,
+            Denial::NotAllowed
+            | Denial::PasswordMissing
+            | Denial::WrongPassword
+            | Denial::NotCreatable => ErrorCode::AccessDenied,
+            Denial::OrderMismatch { .. } => ErrorCode::OrderMismatch,
+            Denial::Full { .. } | Denial::AdmitsNoMembers => ErrorCode::GroupFull,
+            Denial::MaxGroups { .. } | Denial::MaxGroupsPerClient { .. } => ErrorCode::LimitReached,
+        }
+    }
+
+    /// The reply to the join of `username` to `group`: the code and a sentence naming the
+    /// group (and the limit, for a limit).
+    pub(super) fn refusal(self, group: &str, username: &str) -> Refusal {
+        let group = quoted(group);
+        let message = match self {
+            Denial::AlreadyMember => format!("{username} is already a member of {group}"),
+            Denial::NotAllowed => format!("{username} may not join {group}"),
+            Denial::PasswordMissing => format!("{group} needs a password"),
+            Denial::WrongPassword => format!("wrong password for {group}"),
+            Denial::OrderMismatch { group: is, asked } => format!(
+                "{group} is a {} group, not {}",
+                order_name(is),
+                order_name(asked)
+            ),
+            Denial::Full { members } => format!("{group} is full ({members} members)"),
+            Denial::NotCreatable => {
+                format!("{group} does not exist and may not be created by joining")
+            }
+            Denial::AdmitsNoMembers => format!("{group} admits no members"),
+            Denial::MaxGroups { limit } => format!(
+                "cannot create {group}: the tracker holds its limit of {limit} groups (max_groups)"
+            ),
+            Denial::MaxGroupsPerClient { created } => format!(
+                "cannot create {group}: {username} already created {created} groups, the limit per client (max_groups_per_client)"
+            ),
+        };
+        Refusal::new(self.code(), message)
+    }
+}
+
+/// Whether a join may go ahead, decided from the group's `rule`, the tracker's `limits` and
+/// the state the join would change; reads only. The first failing check refuses, in this
+/// order: already a member, not on the allow-list, missing or wrong password (compared in
+/// constant time), then for an existing group the order and the member limit, and for an
+/// absent one whether joining may create it, a member limit of 0, and the limits on groups in
+/// all and per creator.
+///
+/// The member limit is the rule's `max_members`, else `limits.default_max_members`, and
+/// never more than [`MAX_MEMBERS`].
+pub(super) fn admit(
+    rule: &Rule,
+    limits: &RegistryLimits,
+    attempt: &JoinAttempt<'_>,
+) -> Result<(), Denial> {
+    if attempt.group.is_some_and(|g| g.is_member) {
+        return Err(Denial::AlreadyMember);
+    }
+    if let Some(allow) = &rule.allow {
+        if !allow.iter().any(|name| name == attempt.username) {
+            return Err(Denial::NotAllowed);
+        }
+    }
+    if let Some(expected) = &rule.password {
+        match attempt.password {
+            None => return Err(Denial::PasswordMissing),
+            Some(given) if !same_secret(given, expected) => return Err(Denial::WrongPassword),
+            Some(_) => {}
+        }
+    }
+    let limit = rule
+        .max_members
+        .unwrap_or(limits.default_max_members)
+        .min(MAX_MEMBERS);
+    match attempt.group {
+        Some(g) => {
+            if g.order != attempt.order {
+                return Err(Denial::OrderMismatch {
+                    group: g.order,
+                    asked: attempt.order,
+                });
+            }
+            if g.members >= limit as usize {
+                return Err(Denial::Full { members: g.members });
+            }
+        }
+        None => {
+            if !rule.create {
+                return Err(Denial::NotCreatable);
+            }
+            if limit == 0 {
+                return Err(Denial::AdmitsNoMembers);
+            }
+            if attempt.groups >= limits.max_groups {
+                return Err(Denial::MaxGroups {
+                    limit: limits.max_groups,
+                });
+            }
+            if attempt.created >= limits.max_groups_per_client {
+                return Err(Denial::MaxGroupsPerClient {
+                    created: attempt.created,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How a message names an order.
+fn order_name(order: Order) -> &'static str {
+    match order {
+        Order::Fifo => "fifo",
+        Order::Total => "total",
+    }
+}
+
+/// Compares two secrets in time that depends only on their lengths.
+fn same_secret(given: &str, expected: &str) -> bool {
+    let (a, b) = (given.as_bytes(), expected.as_bytes());
+    let mut diff = a.len() ^ b.len();
+    for (i, &x) in b.iter().enumerate() {
+        diff |= usize::from(x ^ a.get(i).copied().unwrap_or(!x));
+    }
+    diff == 0
+}
+
+#[cfg(test)]
+pub(super) const EXAMPLE: &str = r#"
+    [default]
+    create = true
+    [[group]]
+    name = "ops"
+    password = "s3cret"
+    max_members = 8
+    [[group]]
+    pattern = "team-*"
+    allow = ["alice", "bob"]
+    create = false
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_policy_parses() {
+        let p = AccessPolicy::from_toml_str(EXAMPLE).expect("valid policy");
+        assert_eq!(p.default_rule(), &Rule::open());
+        let ops = p.rule_for("ops");
+        assert_eq!(ops.password.as_deref(), Some("s3cret"));
+        assert_eq!(ops.max_members, Some(8));
+        assert!(ops.create);
+        let team = p.rule_for("team-x");
+        assert_eq!(
+            team.allow.as_deref(),
+            Some(&["alice".to_owned(), "bob".to_owned()][..])
+        );
+        assert!(!team.create);
+        assert_eq!(p.rule_for("lobby"), &Rule::open());
+        // Passwords stay out of Debug output.
+        assert!(!format!("{p:?}").contains("s3cret"));
+        // Deserialize goes through the same validation.
+        let via_serde: AccessPolicy = toml::from_str(EXAMPLE).expect("valid policy");
+        assert_eq!(via_serde, p);
+    }
+
+    #[test]
+    fn exact_names_win_over_patterns_and_first_pattern_wins() {
+        let p = AccessPolicy::from_toml_str(
+            r#"
+            [default]
+            create = false
+            [[group]]
+            pattern = "a*"
+            max_members = 1
+            [[group]]
+            pattern = "ab*"
+            max_members = 2
+            [[group]]
+            name = "abc"
+            max_members = 3
+            "#,
+        )
+        .expect("valid policy");
+        assert_eq!(p.rule_for("abc").max_members, Some(3));
+        assert_eq!(p.rule_for("abd").max_members, Some(1));
+        assert_eq!(p.rule_for("zzz").max_members, None);
+        assert!(!p.rule_for("zzz").create);
+        // A rule replaces the default: unset fields are open.
+        assert!(p.rule_for("abc").create);
+    }
+
+    #[test]
+    fn bad_policies_are_refused() {
+        let err = |text: &str| AccessPolicy::from_toml_str(text).expect_err(text);
+        assert!(matches!(
+            err("[[group]]\nmax_members = 1"),
+            PolicyError::MissingSelector { index: 1 }
+        ));
+        assert!(matches!(
+            err("[[group]]\nname = \"a\"\npattern = \"b*\""),
+            PolicyError::BothSelectors { index: 1 }
+        ));
+        assert!(matches!(
+            err("[[group]]\nname = \"a b\""),
+            PolicyError::InvalidName { index: 1, .. }
+        ));
+        assert!(matches!(
+            err("[[group]]\npattern = \"\""),
+            PolicyError::EmptyPattern { index: 1 }
+        ));
+        assert!(matches!(
+            err("[[group]]\nname = \"a\"\n[[group]]\nname = \"a\""),
+            PolicyError::DuplicateName { index: 2, .. }
+        ));
+        assert!(matches!(
+            err("[[group]]\nname = \"a\"\npasswrd = \"x\""),
+            PolicyError::Toml(_)
+        ));
+        assert!(matches!(err("[default]\ncreate = 3"), PolicyError::Toml(_)));
+        assert!(matches!(err("not toml ["), PolicyError::Toml(_)));
+        assert!(toml::from_str::<AccessPolicy>("[[group]]\nmax_members = 1").is_err());
+        assert_eq!(
+            AccessPolicy::from_toml_str("").expect("empty is open"),
+            AccessPolicy::open()
+        );
+    }
+
+    #[test]
+    fn secrets_compare_exactly() {
+        assert!(same_secret("abc", "abc"));
+        assert!(same_secret("", ""));
+        assert!(!same_secret("abc", "abd"));
+        assert!(!same_secret("ab", "abc"));
+        assert!(!same_secret("abcd", "abc"));
+        assert!(!same_secret("", "a"));
+    }
+
+    // --- admit -----------------------------------------------------------------------------
+
+    fn attempt<'a>(username: &'a str, password: Option<&'a str>) -> JoinAttempt<'a> {
+        JoinAttempt {
+            username,
+            password,
+            order: Order::Fifo,
+            group: None,
+            groups: 0,
+            created: 0,
+        }
+    }
+
+    fn existing(members: usize) -> Option<GroupNow> {
+        Some(GroupNow {
+            order: Order::Fifo,
+            members,
+            is_member: false,
+        })
+    }
+
+    fn ops() -> Rule {
+        Rule {
+            password: Some("s3cret".into()),
+            allow: Some(vec!["alice".into(), "bob".into()]),
+            max_members: Some(2),
+            create: true,
+        }
+    }
+
+    #[test]
+    fn an_open_rule_admits_anyone_to_a_new_or_existing_group() {
+        let limits = RegistryLimits::default();
+        let open = Rule::open();
+        assert_eq!(admit(&open, &limits, &attempt("carol", None)), Ok(()));
+        let join = JoinAttempt {
+            group: existing(3),
+            ..attempt("carol", Some("ignored: the rule has no password"))
+        };
+        assert_eq!(admit(&open, &limits, &join), Ok(()));
+        let right = attempt("alice", Some("s3cret"));
+        assert_eq!(admit(&ops(), &limits, &right), Ok(()));
+    }
+
+    #[test]
+    fn admit_refuses_for_each_reason() {
+        let limits = RegistryLimits {
+            max_groups: 3,
+            max_groups_per_client: 2,
+            default_max_members: 4,
+            ..RegistryLimits::default()
+        };
+        let denied = |rule: &Rule, join: JoinAttempt<'_>| admit(rule, &limits, &join).err();
+        let alice = attempt("alice", Some("s3cret"));
+
+        let member = Some(GroupNow {
+            is_member: true,
+            ..existing(1).expect("group")
+        });
+        let again = JoinAttempt {
+            group: member,
+            ..alice
+        };
+        assert_eq!(denied(&ops(), again), Some(Denial::AlreadyMember));
+        assert_eq!(
+            denied(&ops(), attempt("carol", Some("s3cret"))),
+            Some(Denial::NotAllowed)
+        );
+        assert_eq!(
+            denied(&ops(), attempt("alice", None)),
+            Some(Denial::PasswordMissing)
+        );
+        for wrong in ["guess", "", "s3cre", "s3cret!", "S3CRET"] {
+            assert_eq!(
+                denied(&ops(), attempt("alice", Some(wrong))),
+                Some(Denial::WrongPassword),
+                "{wrong:?}"
+            );
+        }
+        let total = JoinAttempt {
+            order: Order::Total,
+            group: existing(1),
+            ..alice
+        };
+        assert_eq!(
+            denied(&ops(), total),
+            Some(Denial::OrderMismatch {
+                group: Order::Fifo,
+                asked: Order::Total
+            })
+        );
+        let full = JoinAttempt {
+            group: existing(2),
+            ..alice
+        };
+        assert_eq!(denied(&ops(), full), Some(Denial::Full { members: 2 }));
+        let closed = Rule {
+            create: false,
+            ..Rule::open()
+        };
+        assert_eq!(
+            denied(&closed, attempt("alice", None)),
+            Some(Denial::NotCreatable)
+        );
+        let none = Rule {
+            max_members: Some(0),
+            ..Rule::open()
+        };
+        assert_eq!(
+            denied(&none, attempt("alice", None)),
+            Some(Denial::AdmitsNoMembers)
+        );
+        let many = JoinAttempt { groups: 3, ..alice };
+        assert_eq!(
+            denied(&Rule::open(), many),
+            Some(Denial::MaxGroups { limit: 3 })
+        );
+        let prolific = JoinAttempt {
+            groups: 2,
+            created: 2,
+            ..alice
+        };
+        assert_eq!(
+            denied(&Rule::open(), prolific),
+            Some(Denial::MaxGroupsPerClient { created: 2 })
+        );
+        // The limits on groups bind only a join that creates one.
+        let join = JoinAttempt {
+            group: existing(0),
+            groups: 3,
+            created: 2,
+            ..alice
+        };
+        assert_eq!(denied(&Rule::open(), join), None);
+    }
+
+    #[test]
+    fn the_member_limit_is_the_rule_s_else_the_default_and_never_past_the_cap() {
+        let limits = RegistryLimits {
+            default_max_members: 4,
+            ..RegistryLimits::default()
+        };
+        let join = |members: usize| JoinAttempt {
+            group: existing(members),
+            ..attempt("alice", None)
+        };
+        let open = Rule::open();
+        assert_eq!(admit(&open, &limits, &join(3)), Ok(()));
+        assert_eq!(
+            admit(&open, &limits, &join(4)),
+            Err(Denial::Full { members: 4 })
+        );
+        let big = Rule {
+            max_members: Some(10),
+            ..Rule::open()
+        };
+        assert_eq!(admit(&big, &limits, &join(9)), Ok(()));
+        let huge = Rule {
+            max_members: Some(u32::MAX),
+            ..Rule::open()
+        };
+        let cap = MAX_MEMBERS as usize;
+        assert_eq!(admit(&huge, &limits, &join(cap - 1)), Ok(()));
+        assert_eq!(
+            admit(&huge, &limits, &join(cap)),
+            Err(Denial::Full { members: cap })
+        );
+    }
+
+    #[test]
+    fn the_first_failing_check_decides() {
+        let limits = RegistryLimits::default();
+        let denied = |rule: &Rule, join: JoinAttempt<'_>| admit(rule, &limits, &join).err();
+        // A member that asks again is not asked for the password, so it is not counted.
+        let member = JoinAttempt {
+            group: Some(GroupNow {
+                is_member: true,
+                ..existing(2).expect("group")
+            }),
+            ..attempt("alice", Some("guess"))
+        };
+        assert_eq!(denied(&ops(), member), Some(Denial::AlreadyMember));
+        // Someone not on the allow-list gets no answer about the password.
+        assert_eq!(
+            denied(&ops(), attempt("carol", Some("guess"))),
+            Some(Denial::NotAllowed)
+        );
+        // The password comes before anything about the group: a guess at a full group or in
+        // the wrong order is still a wrong password.
+        let full = JoinAttempt {
+            order: Order::Total,
+            group: existing(2),
+            ..attempt("alice", Some("guess"))
+        };
+        assert_eq!(denied(&ops(), full), Some(Denial::WrongPassword));
+        // The order before the member limit.
+        let both = JoinAttempt {
+            order: Order::Total,
+            group: existing(2),
+            ..attempt("alice", Some("s3cret"))
+        };
+        assert!(matches!(
+            denied(&ops(), both),
+            Some(Denial::OrderMismatch { .. })
+        ));
+        // For an absent group: creation forbidden before a limit of 0, before the limits on
+        // groups.
+        let nothing = Rule {
+            create: false,
+            max_members: Some(0),
+            ..Rule::open()
+        };
+        let crowded = JoinAttempt {
+            groups: usize::MAX,
+            created: usize::MAX,
+            ..attempt("alice", None)
+        };
+        assert_eq!(denied(&nothing, crowded), Some(Denial::NotCreatable));
+        let zero = Rule {
+            max_members: Some(0),
+            ..Rule::open()
+        };
+        assert_eq!(denied(&zero, crowded), Some(Denial::AdmitsNoMembers));
+        assert!(matches!(
+            denied(&Rule::open(), crowded),
+            Some(Denial::MaxGroups { .. })
+        ));
+    }
+
+    #[test]
+    fn each_denial_has_its_code_and_message() {
+        let denials = [
+            Denial::AlreadyMember,
+            Denial::NotAllowed,
+            Denial::PasswordMissing,
+            Denial::WrongPassword,
+            Denial::OrderMismatch {
+                group: Order::Total,
+                asked: Order::Fifo,
+            },
+            Denial::Full { members: 8 },
+            Denial::NotCreatable,
+            Denial::AdmitsNoMembers,
+            Denial::MaxGroups { limit: 10 },
+            Denial::MaxGroupsPerClient { created: 64 },
+        ];
+        let replies: Vec<String> = denials
+            .iter()
+            .map(|d| d.refusal("g", "alice"))
+            .map(|r| format!("{:?}: {}", r.code, r.message))
+            .collect();
+        let expected = r#"AlreadyMember: alice is already a member of "g"
+AccessDenied: alice may not join "g"
+AccessDenied: "g" needs a password
+AccessDenied: wrong password for "g"
+OrderMismatch: "g" is a total group, not fifo
+GroupFull: "g" is full (8 members)
+AccessDenied: "g" does not exist and may not be created by joining
+GroupFull: "g" admits no members
+LimitReached: cannot create "g": the tracker holds its limit of 10 groups (max_groups)
+LimitReached: cannot create "g": alice already created 64 groups, the limit per client (max_groups_per_client)"#;
+        assert_eq!(replies.join("\n"), expected);
+    }
+}

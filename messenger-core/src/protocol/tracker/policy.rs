@@ -81,8 +81,15 @@ pub struct GroupRule {
 /// Why a policy could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
-    #[error("the policy is not valid TOML: {0}")]
-    Toml(#[from] toml::de::Error),
+    /// The TOML parser's message and where it points, without the excerpt of the file it
+    /// would quote (that line may hold a password; so may the parser's `Debug`, which keeps the
+    /// whole document).
+    #[error("the policy is not valid TOML (line {line}, column {column}): {message}")]
+    Toml {
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("group rule {index} has neither `name` nor `pattern`")]
     MissingSelector { index: usize },
     #[error("group rule {index} has both `name` and `pattern`")]
@@ -199,7 +206,17 @@ impl AccessPolicy {
 
     /// Parses and validates a policy written in TOML (format in the module documentation).
     pub fn from_toml_str(text: &str) -> Result<AccessPolicy, PolicyError> {
-        let raw: RawPolicy = toml::from_str(text)?;
+        let raw: RawPolicy = toml::from_str(text).map_err(|e| {
+            let at = e.span().map_or(0, |s| s.start).min(text.len());
+            let before = text.as_bytes()[..at].iter();
+            let line = 1 + before.clone().filter(|&&b| b == b'\n').count();
+            let column = 1 + before.rev().take_while(|&&b| b != b'\n').count();
+            PolicyError::Toml {
+                line,
+                column,
+                message: e.message().trim().to_string(),
+            }
+        })?;
         AccessPolicy::try_from(raw)
     }
 
@@ -441,6 +458,23 @@ pub(super) const EXAMPLE: &str = r#"
 mod tests {
     use super::*;
 
+    /// A policy that does not parse must not echo its passwords: not in the message (which
+    /// reaches the tracker's stderr, Python exceptions and the C last error) nor in `Debug`.
+    #[test]
+    fn a_malformed_policy_does_not_echo_its_passwords() {
+        for text in [
+            "[[group]]\nname = \"a\"\npassword = s3cret-pw",
+            "[[group]]\nname = \"a\"\npassword = \"s3cret-pw\"\nmax_members = \"many\"",
+            "[default]\npassword = \"s3cret-pw\"\n[[group]\n",
+            "[[group]]\nname = \"a\"\npassword = \"s3cret-pw\"\npasswrd = \"s3cret-pw\"",
+        ] {
+            let e = AccessPolicy::from_toml_str(text).expect_err(text);
+            assert!(matches!(e, PolicyError::Toml { .. }), "{e:?}");
+            assert!(!e.to_string().contains("s3cret"), "{e}");
+            assert!(!format!("{e:?}").contains("s3cret"), "{e:?}");
+        }
+    }
+
     #[test]
     fn example_policy_parses() {
         let p = AccessPolicy::from_toml_str(EXAMPLE).expect("valid policy");
@@ -514,11 +548,19 @@ mod tests {
         ));
         assert!(matches!(
             err("[[group]]\nname = \"a\"\npasswrd = \"x\""),
-            PolicyError::Toml(_)
+            PolicyError::Toml { .. }
         ));
-        assert!(matches!(err("[default]\ncreate = 3"), PolicyError::Toml(_)));
-        assert!(matches!(err("not toml ["), PolicyError::Toml(_)));
+        assert!(matches!(
+            err("[default]\ncreate = 3"),
+            PolicyError::Toml { .. }
+        ));
+        assert!(matches!(err("not toml ["), PolicyError::Toml { .. }));
         assert!(toml::from_str::<AccessPolicy>("[[group]]\nmax_members = 1").is_err());
+        // Where the parser went wrong, and never the text of the file around it.
+        match err("[default]\ncreate = 3") {
+            PolicyError::Toml { line, column, .. } => assert_eq!((line, column), (2, 10)),
+            other => panic!("{other:?}"),
+        }
         assert_eq!(
             AccessPolicy::from_toml_str("").expect("empty is open"),
             AccessPolicy::open()

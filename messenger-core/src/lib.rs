@@ -15,8 +15,9 @@
 //!   - `protocol::group`: one group's state machine composing the above.
 //!   - `protocol::tracker`: the tracker's registry (groups, members, views, access policy).
 //! - [`client`]: the application's handle ([`Client`], async; [`BlockingClient`]), with a
-//!   [`Handler`] for deliveries, views and events.
-//! - [`runtime`]: the tokio shell: the client's data-plane task and fault injection.
+//!   [`Handler`] for deliveries, views and events, and the tokio tasks behind it: the control
+//!   task (TCP to the tracker), the data plane (UDP socket, group state machines, timers, fault
+//!   injection) and the dispatcher thread.
 //! - [`tracker`]: the tracker server ([`Tracker`]): TCP sessions, heartbeats, metrics log.
 //! - [`testing`] (feature `test-util`): a seeded network emulator (loss, duplication,
 //!   reordering, partitions, crashes) and a simulation driver that runs many members in virtual
@@ -30,22 +31,20 @@
 pub mod client;
 pub mod protocol;
 pub(crate) mod rng;
-pub mod runtime;
 pub mod tracker;
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 
-pub use client::blocking::BlockingClient;
 pub use client::{
-    Callbacks, Client, ClientConfig, ClientError, ClientEvent, GroupView, Handler, Message,
-    MetricsSnapshot,
+    BlockingClient, Callbacks, Client, ClientConfig, ClientError, ClientEvent, FaultConfig,
+    FaultCounts, FaultSpecError, GroupView, Handler, LatencyHistogram, Member, Message,
+    MetricsSnapshot, FAULTS_ENV,
 };
 pub use protocol::wire::{ErrorCode, GroupInfo, TrackerStats};
 pub use protocol::{
     Delivery, Event, Group, GroupConfig, GroupId, MemberId, Order, SeqNo, View, ViewId, ViewMember,
 };
-pub use runtime::{FaultConfig, FaultCounts};
 pub use tracker::{Tracker, TrackerConfig};
 
 /// The README's code blocks, compiled as doctests so that they stay true.

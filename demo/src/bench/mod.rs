@@ -27,8 +27,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use messenger_core::client::metrics::LatencyHistogram;
 use messenger_core::tracker::{Tracker, TrackerConfig};
+use messenger_core::LatencyHistogram;
 use messenger_core::{FaultConfig, FaultCounts, Order};
 use tokio::sync::Notify;
 

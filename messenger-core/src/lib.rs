@@ -41,11 +41,11 @@ pub use client::{
     FaultCounts, FaultSpecError, GroupView, Handler, LatencyHistogram, Member, Message,
     MetricsSnapshot, FAULTS_ENV,
 };
-pub use protocol::wire::{ErrorCode, GroupInfo, TrackerStats};
+pub use protocol::wire::{ErrorCode, GroupInfo, ParseOrderError, TrackerStats};
 pub use protocol::{
     Delivery, Event, Group, GroupConfig, GroupId, MemberId, Order, SeqNo, View, ViewId, ViewMember,
 };
-pub use tracker::{Tracker, TrackerConfig};
+pub use tracker::{AccessPolicy, ConfigError, Tracker, TrackerConfig, TrackerHandle};
 
 /// The README's code blocks, compiled as doctests so that they stay true.
 #[cfg(doctest)]

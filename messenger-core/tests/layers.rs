@@ -3,7 +3,9 @@
 //!
 //! - `protocol/` is the sans-IO core: it names neither the client nor the tracker server;
 //! - `client/` and `tracker/` are two shells around it that never name each other;
-//! - `testing/` drives the protocol only (unit tests anywhere may use its helpers).
+//! - `testing/` drives the protocol only (unit tests anywhere may use its helpers);
+//! - the bindings and the terminal program import from the crate root only
+//!   (`messenger_core::Client`, never `messenger_core::client::Client`).
 //!
 //! A dependency is any `crate::<module>` path outside a comment line, in a `use` or inline.
 
@@ -145,4 +147,32 @@ fn no_forbidden_edge_between_top_level_modules() {
 fn no_runtime_module_left() {
     // The client's data plane lives in client/ (it was runtime/, which imported client/ back).
     assert!(!manifest_dir().join("src/runtime").exists());
+}
+
+#[test]
+fn bindings_and_demo_import_from_the_crate_root_only() {
+    let workspace = manifest_dir().join("..");
+    let mut violations = Vec::new();
+    let mut files = Vec::new();
+    for dir in ["messenger-ffi/src", "messenger-py/src", "demo/src"] {
+        rust_files(&workspace.join(dir), &mut files);
+    }
+    assert!(files.len() > 10, "too few files found: {files:?}");
+    for file in &files {
+        let lines = code_lines(file);
+        for (i, (n, line)) in lines.iter().enumerate() {
+            for name in names_after(line, &lines[i + 1..], "messenger_core::") {
+                // A module's name starts with a lower-case letter; items at the root do not
+                // (`Client`, `FAULTS_ENV`).
+                if name.starts_with(|c: char| c.is_ascii_lowercase()) {
+                    violations.push(format!(
+                        "{}:{n}: messenger_core::{name}: {}",
+                        file.display(),
+                        line.trim()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
 }

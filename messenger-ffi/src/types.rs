@@ -4,8 +4,7 @@
 use std::ffi::{c_char, CString};
 use std::time::Duration;
 
-use messenger_core::protocol::wire::{GroupInfo, TrackerStats};
-use messenger_core::{FaultCounts, GroupView, MetricsSnapshot, Order};
+use messenger_core::{FaultCounts, GroupInfo, GroupView, MetricsSnapshot, Order, TrackerStats};
 
 use crate::args::{self, c_string};
 use crate::error::{messenger_result, Failure};

@@ -146,7 +146,7 @@ fn rejected(code: ErrorCode, message: String) -> PyErr {
 }
 
 /// The exception for a tracker configuration that cannot be loaded (the policy file).
-pub(crate) fn tracker_config_error(err: messenger_core::tracker::ConfigError) -> PyErr {
+pub(crate) fn tracker_config_error(err: messenger_core::ConfigError) -> PyErr {
     ConfigError::new_err(err.to_string())
 }
 

@@ -209,6 +209,7 @@ impl Handler for ChatHandler {
                 first,
                 last,
             } => format!("messages {first} to {last} of {sender} in {group} are lost"),
+            other => format!("{other:?}"),
         };
         self.output.notice(&text);
     }

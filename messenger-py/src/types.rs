@@ -480,5 +480,11 @@ pub(crate) fn event_object(py: Python<'_>, event: ClientEvent) -> PyResult<Bound
             },
         )?
         .into_any(),
+        // An event newer than this module has no class: reported like a callback's error.
+        other => {
+            return Err(crate::errors::ProtocolError::new_err(format!(
+                "an event this module has no class for: {other:?}"
+            )))
+        }
     })
 }

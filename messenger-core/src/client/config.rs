@@ -7,7 +7,11 @@ use super::faults::FaultConfig;
 use crate::protocol::GroupConfig;
 
 /// How a client connects and behaves.
+///
+/// Built with [`ClientConfig::new`], then changed field by field; more fields may be added
+/// (`#[non_exhaustive]`), each with a default.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ClientConfig {
     /// The tracker's TCP address.
     pub tracker: SocketAddr,

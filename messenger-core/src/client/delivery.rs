@@ -94,7 +94,10 @@ impl GroupView {
 }
 
 /// Connection and group events.
+///
+/// More events may be added (`#[non_exhaustive]`): a `match` needs a catch-all arm.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ClientEvent {
     /// The tracker connection dropped; delivery among known members goes on, and the client
     /// reconnects by itself.

@@ -4,7 +4,10 @@ use super::faults::FaultSpecError;
 use crate::protocol::wire::{ErrorCode, Reply};
 
 /// Why a client call failed.
+///
+/// More reasons may be added (`#[non_exhaustive]`): a `match` needs a catch-all arm.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// The tracker refused the request.
     #[error("{message}")]

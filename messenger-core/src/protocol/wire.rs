@@ -725,6 +725,7 @@ pub fn decode_address_probe(bytes: &[u8]) -> Option<[u8; COOKIE_LEN]> {
 
 /// Error codes of the control protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum ErrorCode {
     UnknownGroup,
     NotAMember,

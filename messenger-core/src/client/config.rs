@@ -24,8 +24,8 @@ pub struct ClientConfig {
     pub faults: Option<FaultConfig>,
     /// How long to wait for the tracker to answer a request (or the first connection).
     pub request_timeout: Duration,
-    /// How long [`Client::leave`] waits for this client's messages in the group to be
-    /// stable (held by every member) before it leaves anyway (default 2 s).
+    /// How long [`Client::leave`](super::Client::leave) waits for this client's messages in
+    /// the group to be stable (held by every member) before it leaves anyway (default 2 s).
     pub leave_timeout: Duration,
     /// First and largest delay between reconnection attempts.
     pub reconnect_initial: Duration,

@@ -12,13 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use messenger_core::tracker::TrackerHandle;
-use messenger_core::{Client, ClientConfig, ClientError, ErrorCode, Order, Tracker, TrackerConfig};
+use messenger_core::{
+    Client, ClientConfig, ClientError, ErrorCode, Order, Tracker, TrackerConfig, TrackerHandle,
+};
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{ChatArgs, HostTracker};
 use crate::commands::{self, Command, Join, Password, HELP};
-use crate::handler::{order_name, ChatHandler, ChatState, OwnMessages};
+use crate::handler::{ChatHandler, ChatState, OwnMessages};
 use crate::input::{Ask, AskKind, Input, Lines};
 use crate::output::{self, Output};
 use crate::signal::Interrupts;
@@ -338,7 +339,7 @@ impl Chat {
             text.push_str(&format!(
                 "\n  {} ({} order, {} member{}{mark})",
                 g.name,
-                order_name(g.order),
+                g.order,
                 g.members,
                 if g.members == 1 { "" } else { "s" },
             ));
@@ -351,7 +352,7 @@ impl Chat {
             Ok(v) => v,
             Err(e) => return self.output.error(&describe(&e)),
         };
-        let mut text = format!("members of {group} ({} order):", order_name(view.order));
+        let mut text = format!("members of {group} ({} order):", view.order);
         for m in &view.members {
             let you = if m.name == self.name { " (you)" } else { "" };
             text.push_str(&format!("\n  {} {}{you}", m.name, m.addr));

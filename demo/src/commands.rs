@@ -189,15 +189,11 @@ fn parse_join(args: &[&str]) -> Result<Join, ParseError> {
                     _ => Password::Ask,
                 };
             }
-            "fifo" | "total" if group.is_some() => {
+            _ if group.is_some() && arg.parse::<Order>().is_ok() => {
                 if order.is_some() {
                     return Err(usage("the order is given twice", USAGE_J));
                 }
-                order = Some(if arg == "fifo" {
-                    Order::Fifo
-                } else {
-                    Order::Total
-                });
+                order = arg.parse().ok();
             }
             _ if arg.starts_with("--") => {
                 return Err(usage(format!("unknown option {arg}"), USAGE_J));

@@ -121,13 +121,6 @@ impl ChatHandler {
     }
 }
 
-pub fn order_name(order: Order) -> &'static str {
-    match order {
-        Order::Fifo => "fifo",
-        Order::Total => "total",
-    }
-}
-
 impl Handler for ChatHandler {
     fn on_message(&mut self, message: Message) {
         if message.own {
@@ -149,7 +142,7 @@ impl Handler for ChatHandler {
                 .map(|m| m.name.as_str())
                 .filter(|n| *n != self.me)
                 .collect();
-            let order = order_name(view.order);
+            let order = view.order;
             self.output.notice(&if others.is_empty() {
                 format!(
                     "you joined {} ({order} order); no one else is in it yet",
@@ -216,6 +209,7 @@ impl Handler for ChatHandler {
                 first,
                 last,
             } => format!("messages {first} to {last} of {sender} in {group} are lost"),
+            other => format!("{other:?}"),
         };
         self.output.notice(&text);
     }

@@ -8,9 +8,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use messenger_core::client::{Callbacks, Client, ClientConfig};
-use messenger_core::tracker::{Tracker, TrackerConfig};
-use messenger_core::Order;
+use messenger_core::{Callbacks, Client, ClientConfig, Order, Tracker, TrackerConfig};
 use tokio::sync::mpsc;
 
 #[tokio::main]

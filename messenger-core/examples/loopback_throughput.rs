@@ -11,17 +11,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use messenger_core::client::{Callbacks, Client, ClientConfig};
-use messenger_core::tracker::{Tracker, TrackerConfig};
-use messenger_core::{FaultConfig, Order};
+use messenger_core::{Callbacks, Client, ClientConfig, FaultConfig, Order, Tracker, TrackerConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(4);
     let m: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(20_000);
-    let order = match args.get(3).map(String::as_str) {
-        Some("total") => Order::Total,
+    let order = match args.get(3).map(|a| a.parse::<Order>()) {
+        Some(Ok(order)) => order,
         _ => Order::Fifo,
     };
     let tracker = Tracker::spawn(

@@ -8,19 +8,39 @@
 //! ## Layout
 //!
 //! - [`protocol`]: the sans-IO core. State machines with `handle_*` inputs and `poll_*`
-//!   outputs; time is an argument; no sockets, no tokio, no clock.
-//!   - `protocol::wire`: datagrams and control frames, versioned, bounded, bundled.
-//!   - `protocol::fifo`, `protocol::reliable`: per-sender order, NACK repair, session messages.
-//!   - `protocol::isis`, `protocol::flush`: total order and its failure resolution.
-//!   - `protocol::group`: one group's state machine composing the above.
-//!   - `protocol::tracker`: the tracker's registry (groups, members, views, access policy).
-//! - [`client`]: the application's handle ([`Client`], async; [`BlockingClient`]), with a
-//!   [`Handler`] for deliveries, views and events.
-//! - [`runtime`]: the tokio shell: the client's data-plane task and fault injection.
-//! - [`tracker`]: the tracker server ([`Tracker`]): TCP sessions, heartbeats, metrics log.
-//! - [`testing`] (feature `test-util`): a seeded network emulator (loss, duplication,
+//!   outputs; time is an argument; no sockets, no tokio, no clock. `protocol::wire` is the
+//!   codec (datagrams and control frames, versioned, bounded, bundled); `protocol::group` is one
+//!   group at one member (FIFO streams, NACK repair, ISIS total order, failure resolution);
+//!   `protocol::tracker` is the tracker's registry (groups, members, views, access policy).
+//! - [`client`]: the application's handle ([`Client`], async; [`BlockingClient`]) and the
+//!   tokio shell behind it:
+//!   - `client/handle.rs`, `config.rs`: [`Client`], [`ClientConfig`];
+//!   - `client/delivery.rs`, `handler.rs`: what the application receives ([`Message`],
+//!     [`GroupView`], [`ClientEvent`]) and the [`Handler`] that receives it, on the dispatcher
+//!     thread;
+//!   - `client/error.rs`: [`ClientError`];
+//!   - `client/control.rs`: the control task (TCP to the tracker);
+//!   - `client/data.rs`, `faults.rs`: the data plane (UDP socket, every group's state machine,
+//!     timers) and fault injection ([`FaultConfig`]);
+//!   - `client/metrics.rs`, `blocking.rs`: [`MetricsSnapshot`], [`BlockingClient`].
+//! - [`tracker`]: the tracker server ([`Tracker`]): TCP sessions, heartbeats, limits, metrics
+//!   log, around the registry.
+//! - `testing` (feature `test-util`): a seeded network emulator (loss, duplication,
 //!   reordering, partitions, crashes) and a simulation driver that runs many members in virtual
 //!   time and collects their delivery logs.
+//!
+//! Dependencies point inwards: `client` and `tracker` use `protocol` and never each other;
+//! `protocol` uses neither (`tests/layers.rs` checks it).
+//!
+//! ## Public API
+//!
+//! What an application or a binding needs is re-exported here, at the crate root, and the
+//! bindings (C, Python) and the `messenger` program import from here only. Enums and
+//! configurations that may grow are `#[non_exhaustive]` ([`ClientError`], [`ClientEvent`],
+//! [`ErrorCode`], [`ClientConfig`], [`MetricsSnapshot`]): match them with a catch-all arm, and
+//! build a [`ClientConfig`] with [`ClientConfig::new`]. [`Order`] reads and writes its name
+//! (`"fifo"`, `"total"`) with `FromStr` and `Display`. The modules stay public for tests and
+//! tools that need the protocol's insides (`protocol::wire`, the simulation).
 //!
 //! docs/ARCHITECTURE.md shows the tasks and who owns what.
 
@@ -30,23 +50,21 @@
 pub mod client;
 pub mod protocol;
 pub(crate) mod rng;
-pub mod runtime;
 pub mod tracker;
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 
-pub use client::blocking::BlockingClient;
 pub use client::{
-    Callbacks, Client, ClientConfig, ClientError, ClientEvent, GroupView, Handler, Message,
-    MetricsSnapshot,
+    BlockingClient, Callbacks, Client, ClientConfig, ClientError, ClientEvent, FaultConfig,
+    FaultCounts, FaultSpecError, GroupView, Handler, LatencyHistogram, Member, Message,
+    MetricsSnapshot, FAULTS_ENV,
 };
-pub use protocol::wire::{ErrorCode, GroupInfo, TrackerStats};
+pub use protocol::wire::{ErrorCode, GroupInfo, ParseOrderError, TrackerStats};
 pub use protocol::{
     Delivery, Event, Group, GroupConfig, GroupId, MemberId, Order, SeqNo, View, ViewId, ViewMember,
 };
-pub use runtime::{FaultConfig, FaultCounts};
-pub use tracker::{Tracker, TrackerConfig};
+pub use tracker::{AccessPolicy, ConfigError, Tracker, TrackerConfig, TrackerHandle};
 
 /// The README's code blocks, compiled as doctests so that they stay true.
 #[cfg(doctest)]

@@ -254,7 +254,10 @@ impl Handler for CHandler {
         {
             return;
         }
-        let (kind, group, text) = describe(&event);
+        // An event newer than the C API has no kind to report it with.
+        let Some((kind, group, text)) = describe(&event) else {
+            return;
+        };
         let group = group.map(c_string);
         let text = c_string(&text);
         let _entered = Entered::enter(&self.state);
@@ -270,10 +273,10 @@ impl Handler for CHandler {
     }
 }
 
-/// An event's kind, group and one-line text.
-fn describe(event: &ClientEvent) -> (messenger_event_kind, Option<&str>, String) {
+/// An event's kind, group and one-line text; `None` for an event the C API has no kind for.
+fn describe(event: &ClientEvent) -> Option<(messenger_event_kind, Option<&str>, String)> {
     use messenger_event_kind::*;
-    match event {
+    Some(match event {
         ClientEvent::TrackerLost { reason } => (
             MESSENGER_EVENT_TRACKER_LOST,
             None,
@@ -316,7 +319,8 @@ fn describe(event: &ClientEvent) -> (messenger_event_kind, Option<&str>, String)
                 format!("messages {first} to {last} of {sender} in {group} are lost")
             },
         ),
-    }
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -453,7 +457,7 @@ mod tests {
             first: 3,
             last: 5,
         };
-        let (kind, group, text) = describe(&lost);
+        let (kind, group, text) = describe(&lost).expect("Lost has a kind");
         assert_eq!(kind, messenger_event_kind::MESSENGER_EVENT_LOST);
         assert_eq!(group, Some("g"));
         assert_eq!(text, "messages 3 to 5 of bob in g are lost");

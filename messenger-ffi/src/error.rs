@@ -178,6 +178,8 @@ pub(crate) fn result_for_code(code: ErrorCode) -> messenger_result {
         ErrorCode::VersionMismatch => MESSENGER_VERSION_MISMATCH,
         ErrorCode::LimitReached => MESSENGER_LIMIT_REACHED,
         ErrorCode::AddressUnverified => MESSENGER_ADDRESS_UNVERIFIED,
+        // A refusal newer than this library: a protocol matter (the message says which).
+        _ => MESSENGER_PROTOCOL,
     }
 }
 
@@ -193,6 +195,8 @@ impl From<ClientError> for Failure {
             ClientError::Config(_) => MESSENGER_CONFIG,
             ClientError::Io(_) => MESSENGER_IO,
             ClientError::Protocol(_) => MESSENGER_PROTOCOL,
+            // A reason newer than this mapping; the message says what it is.
+            _ => MESSENGER_PROTOCOL,
         };
         let message = match &e {
             ClientError::Closed => "the client is closed (it quit)".to_string(),

@@ -5,8 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use messenger_core::tracker::{ConfigError, TrackerHandle};
-use messenger_core::{Tracker, TrackerConfig};
+use messenger_core::{ConfigError, Tracker, TrackerConfig, TrackerHandle};
 use tokio::runtime::Runtime;
 
 use crate::args::{self, handle, out_ptr, str_arg};

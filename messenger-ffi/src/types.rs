@@ -4,8 +4,7 @@
 use std::ffi::{c_char, CString};
 use std::time::Duration;
 
-use messenger_core::protocol::wire::{GroupInfo, TrackerStats};
-use messenger_core::{FaultCounts, GroupView, MetricsSnapshot, Order};
+use messenger_core::{FaultCounts, GroupInfo, GroupView, MetricsSnapshot, Order, TrackerStats};
 
 use crate::args::{self, c_string};
 use crate::error::{messenger_result, Failure};
@@ -336,19 +335,20 @@ impl From<MetricsSnapshot> for messenger_metrics {
 
 impl From<&messenger_metrics> for MetricsSnapshot {
     fn from(m: &messenger_metrics) -> Self {
-        MetricsSnapshot {
-            sent: m.sent,
-            received: m.received,
-            total: m.total,
-            elapsed: Duration::from_micros(m.elapsed_us),
-            throughput: m.throughput,
-            latency_mean: Duration::from_micros(m.latency_mean_us),
-            latency_p50: Duration::from_micros(m.latency_p50_us),
-            latency_p99: Duration::from_micros(m.latency_p99_us),
-            latency_max: Duration::from_micros(m.latency_max_us),
-            dropped_datagrams: m.dropped_datagrams,
-            window_waits: m.window_waits,
-        }
+        // Field by field: the core's snapshot may grow (`#[non_exhaustive]`).
+        let mut s = MetricsSnapshot::default();
+        s.sent = m.sent;
+        s.received = m.received;
+        s.total = m.total;
+        s.elapsed = Duration::from_micros(m.elapsed_us);
+        s.throughput = m.throughput;
+        s.latency_mean = Duration::from_micros(m.latency_mean_us);
+        s.latency_p50 = Duration::from_micros(m.latency_p50_us);
+        s.latency_p99 = Duration::from_micros(m.latency_p99_us);
+        s.latency_max = Duration::from_micros(m.latency_max_us);
+        s.dropped_datagrams = m.dropped_datagrams;
+        s.window_waits = m.window_waits;
+        s
     }
 }
 

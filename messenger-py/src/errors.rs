@@ -124,6 +124,8 @@ pub(crate) fn client_error(py: Python<'_>, err: ClientError) -> PyErr {
         ClientError::Config(why) => ConfigError::new_err(why),
         ClientError::Io(e) => network_error(py, "network error", e),
         ClientError::Protocol(why) => ProtocolError::new_err(why),
+        // A reason newer than this mapping: the base class, with the core's message.
+        other => MessengerError::new_err(other.to_string()),
     }
 }
 
@@ -142,11 +144,13 @@ fn rejected(code: ErrorCode, message: String) -> PyErr {
         ErrorCode::BadRequest | ErrorCode::VersionMismatch | ErrorCode::AddressUnverified => {
             ProtocolError::new_err(message)
         }
+        // A refusal newer than this module is a protocol matter too.
+        _ => ProtocolError::new_err(message),
     }
 }
 
 /// The exception for a tracker configuration that cannot be loaded (the policy file).
-pub(crate) fn tracker_config_error(err: messenger_core::tracker::ConfigError) -> PyErr {
+pub(crate) fn tracker_config_error(err: messenger_core::ConfigError) -> PyErr {
     ConfigError::new_err(err.to_string())
 }
 

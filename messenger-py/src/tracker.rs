@@ -5,8 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 
-use messenger_core::tracker::TrackerHandle;
-use messenger_core::TrackerConfig;
+use messenger_core::{TrackerConfig, TrackerHandle};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;

@@ -5,31 +5,18 @@
 //! strings; orders are `"fifo"` or `"total"`.
 
 use bytes::Bytes;
-use messenger_core::client::Member as CoreMember;
-use messenger_core::protocol::wire::{GroupInfo as CoreGroupInfo, TrackerStats as CoreStats};
-use messenger_core::MetricsSnapshot;
-use messenger_core::{ClientEvent, GroupView as CoreView, Message as CoreMessage, Order};
+use messenger_core::{
+    ClientEvent, GroupInfo as CoreGroupInfo, GroupView as CoreView, Member as CoreMember,
+    Message as CoreMessage, MetricsSnapshot, Order, TrackerStats as CoreStats,
+};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-/// The Python name of an order.
-pub(crate) fn order_name(order: Order) -> &'static str {
-    match order {
-        Order::Fifo => "fifo",
-        Order::Total => "total",
-    }
-}
-
 /// An order from its Python name.
 pub(crate) fn parse_order(name: &str) -> PyResult<Order> {
-    match name {
-        "fifo" => Ok(Order::Fifo),
-        "total" => Ok(Order::Total),
-        other => Err(PyValueError::new_err(format!(
-            "order must be \"fifo\" or \"total\", not {other:?}"
-        ))),
-    }
+    name.parse()
+        .map_err(|e: messenger_core::ParseOrderError| PyValueError::new_err(e.to_string()))
 }
 
 /// A delivered message.
@@ -155,7 +142,7 @@ pub struct GroupView {
 impl From<CoreView> for GroupView {
     fn from(v: CoreView) -> Self {
         GroupView {
-            order: order_name(v.order),
+            order: v.order.as_str(),
             view_id: v.view_id,
             members: v.members.iter().map(Member::from).collect(),
             group: v.group,
@@ -193,7 +180,7 @@ impl From<CoreGroupInfo> for GroupInfo {
     fn from(g: CoreGroupInfo) -> Self {
         GroupInfo {
             name: g.name,
-            order: order_name(g.order),
+            order: g.order.as_str(),
             members: g.members,
         }
     }
@@ -493,5 +480,11 @@ pub(crate) fn event_object(py: Python<'_>, event: ClientEvent) -> PyResult<Bound
             },
         )?
         .into_any(),
+        // An event newer than this module has no class: reported like a callback's error.
+        other => {
+            return Err(crate::errors::ProtocolError::new_err(format!(
+                "an event this module has no class for: {other:?}"
+            )))
+        }
     })
 }

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use messenger_core::client::metrics::LatencyHistogram;
+use messenger_core::LatencyHistogram;
 
 use super::latency::Buckets;
 use super::progress::Progress;

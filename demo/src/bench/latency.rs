@@ -6,7 +6,7 @@
 //! back by the parent, and replays itself into a [`LatencyHistogram`]: the percentiles are the
 //! ones the histogram would give had it seen the samples itself, and the maximum is exact.
 
-use messenger_core::client::metrics::LatencyHistogram;
+use messenger_core::LatencyHistogram;
 use serde_json::{json, Value};
 
 /// Buckets, as in [`LatencyHistogram`]: samples past the last one count in it.

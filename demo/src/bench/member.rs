@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
-use messenger_core::client::{Callbacks, Client, ClientConfig, Message};
-use messenger_core::{ClientError, FaultConfig, FaultCounts, Order};
+use messenger_core::{
+    Callbacks, Client, ClientConfig, ClientError, FaultConfig, FaultCounts, Message, Order,
+};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 

@@ -27,9 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use messenger_core::client::metrics::LatencyHistogram;
-use messenger_core::tracker::{Tracker, TrackerConfig};
-use messenger_core::{FaultConfig, FaultCounts, Order};
+use messenger_core::{FaultConfig, FaultCounts, LatencyHistogram, Order, Tracker, TrackerConfig};
 use tokio::sync::Notify;
 
 use crate::cli::{BenchArgs, OrderArg, Workload};
@@ -87,10 +85,7 @@ impl Plan {
     }
 
     fn order_name(&self) -> &'static str {
-        match self.order {
-            OrderArg::Fifo => "fifo",
-            OrderArg::Total => "total",
-        }
+        Order::from(self.order).as_str()
     }
 
     /// Deliveries (own included) that complete phase `p` at a member.

@@ -24,7 +24,7 @@ use super::progress::Progress;
 use super::sys::{cpu_time, peak_rss_kib};
 use super::{Ours, Plan, STALL};
 use crate::cli::BenchArgs;
-use messenger_core::tracker::Tracker;
+use messenger_core::Tracker;
 
 use super::bench_tracker_config;
 

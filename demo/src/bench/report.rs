@@ -1,7 +1,7 @@
 //! The report: text for people, one JSON object with `--json` (docs/BENCHMARKS.md lists the
 //! keys; scripts/bench_table.py reads them).
 
-use messenger_core::client::metrics::LatencyHistogram;
+use messenger_core::LatencyHistogram;
 use serde_json::{json, Value};
 
 use super::baseline::Baseline;

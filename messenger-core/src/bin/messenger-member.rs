@@ -30,11 +30,7 @@ async fn main() {
     }
     let tracker: SocketAddr = args[0].parse().unwrap_or_else(|_| usage());
     let (name, group) = (&args[1], &args[2]);
-    let order = match args[3].as_str() {
-        "fifo" => Order::Fifo,
-        "total" => Order::Total,
-        _ => usage(),
-    };
+    let order: Order = args[3].parse().unwrap_or_else(|_| usage());
     let count: u64 = args[4].parse().unwrap_or_else(|_| usage());
     let gap = Duration::from_micros(args[5].parse().unwrap_or_else(|_| usage()));
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{Client, ClientConfig, ClientError, GroupView, Handler, MetricsSnapshot};
+use super::{Client, ClientConfig, ClientError, FaultCounts, GroupView, Handler, MetricsSnapshot};
 use crate::protocol::wire::{GroupInfo, Order, TrackerStats};
 
 /// A connected client whose calls block.
@@ -78,7 +78,7 @@ impl BlockingClient {
         self.client.metrics()
     }
 
-    pub fn fault_counts(&self) -> crate::runtime::FaultCounts {
+    pub fn fault_counts(&self) -> FaultCounts {
         self.client.fault_counts()
     }
 

@@ -11,13 +11,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{ClientConfig, ClientError, ClientEvent, Dispatch, GroupView, Shared};
+use super::config::ClientConfig;
+use super::data::{DataCommand, DataPlane, Probe, Reports};
+use super::delivery::{ClientEvent, GroupView};
+use super::error::ClientError;
+use super::handle::Shared;
+use super::handler::Dispatch;
 use crate::protocol::wire::{
     encode_control, ClientFrame, ErrorCode, FrameDecoder, Hello, Order, Reply, Request,
     ServerFrame, View, ViewDelta, CONTROL_VERSION,
 };
 use crate::protocol::{GroupId, MemberId};
-use crate::runtime::driver::{DataCommand, DataPlane, Probe, Reports};
 
 /// Where the answer to a request goes.
 pub(crate) type ReplyTo = oneshot::Sender<Result<Reply, ClientError>>;

@@ -162,7 +162,11 @@ impl Metrics {
 }
 
 /// A client's metrics as the application sees them.
-#[derive(Debug, Clone, Copy, PartialEq)]
+///
+/// More figures may be added (`#[non_exhaustive]`); outside this crate, build one from
+/// [`MetricsSnapshot::default`] (all zero) field by field.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[non_exhaustive]
 pub struct MetricsSnapshot {
     pub sent: u64,
     pub received: u64,

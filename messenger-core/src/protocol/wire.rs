@@ -544,6 +544,41 @@ pub enum Order {
     Total,
 }
 
+impl Order {
+    /// The order's name: `"fifo"` or `"total"`, what [`FromStr`](std::str::FromStr) parses
+    /// and [`Display`](std::fmt::Display) writes (command lines, bindings, logs).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Order::Fifo => "fifo",
+            Order::Total => "total",
+        }
+    }
+}
+
+impl std::fmt::Display for Order {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A name that is not an [`Order`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("order must be \"fifo\" or \"total\", not {0:?}")]
+pub struct ParseOrderError(pub String);
+
+impl std::str::FromStr for Order {
+    type Err = ParseOrderError;
+
+    /// `"fifo"` or `"total"`, exactly (no other case or spelling).
+    fn from_str(s: &str) -> Result<Order, ParseOrderError> {
+        match s {
+            "fifo" => Ok(Order::Fifo),
+            "total" => Ok(Order::Total),
+            other => Err(ParseOrderError(other.to_string())),
+        }
+    }
+}
+
 /// One member of a view as the tracker announces it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ViewMember {
@@ -690,6 +725,7 @@ pub fn decode_address_probe(bytes: &[u8]) -> Option<[u8; COOKIE_LEN]> {
 
 /// Error codes of the control protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum ErrorCode {
     UnknownGroup,
     NotAMember,
@@ -930,5 +966,24 @@ impl FrameDecoder {
             self.buf = Vec::new();
         }
         result.map(Some)
+    }
+}
+
+#[cfg(test)]
+mod order_names {
+    use super::{Order, ParseOrderError};
+
+    #[test]
+    fn every_order_parses_back_from_its_name() {
+        for order in [Order::Fifo, Order::Total] {
+            assert_eq!(order.as_str().parse::<Order>(), Ok(order));
+            assert_eq!(order.to_string(), order.as_str());
+        }
+        assert_eq!(Order::Fifo.as_str(), "fifo");
+        assert_eq!(Order::Total.as_str(), "total");
+        assert_eq!(
+            "Total".parse::<Order>(),
+            Err(ParseOrderError("Total".to_string()))
+        );
     }
 }

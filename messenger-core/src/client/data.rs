@@ -23,8 +23,11 @@ use bytes::{Bytes, BytesMut};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, Notify};
 
+use super::delivery::{ClientEvent, Message};
+use super::error::ClientError;
 use super::faults::{FaultConfig, FaultCounters, FaultInjector};
-use crate::client::{ClientError, ClientEvent, Dispatch, Message, Shared};
+use super::handle::Shared;
+use super::handler::Dispatch;
 use crate::protocol::wire::{self, View, MAX_DATAGRAM};
 use crate::protocol::{Event, Group, GroupConfig, GroupId, MemberId, SendError};
 

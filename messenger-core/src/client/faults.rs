@@ -119,14 +119,14 @@ pub struct FaultCounts {
 
 /// [`FaultCounts`] shared between the data task that injects and the client that reports.
 #[derive(Debug, Default)]
-pub struct FaultCounters {
+pub(crate) struct FaultCounters {
     dropped: std::sync::atomic::AtomicU64,
     duplicated: std::sync::atomic::AtomicU64,
     delayed: std::sync::atomic::AtomicU64,
 }
 
 impl FaultCounters {
-    pub fn counts(&self) -> FaultCounts {
+    pub(crate) fn counts(&self) -> FaultCounts {
         use std::sync::atomic::Ordering::Relaxed;
         FaultCounts {
             dropped: self.dropped.load(Relaxed),
@@ -141,7 +141,7 @@ type Delayed = Reverse<(Instant, u64, SocketAddr, Vec<u8>)>;
 
 /// Applies a [`FaultConfig`] to outgoing datagrams.
 #[derive(Debug)]
-pub struct FaultInjector {
+pub(crate) struct FaultInjector {
     config: FaultConfig,
     rng: Rng,
     delayed: BinaryHeap<Delayed>,
@@ -150,7 +150,8 @@ pub struct FaultInjector {
 }
 
 impl FaultInjector {
-    pub fn new(config: FaultConfig) -> Self {
+    #[cfg(test)]
+    fn new(config: FaultConfig) -> Self {
         Self::with_counters(config, Default::default())
     }
 
@@ -165,7 +166,8 @@ impl FaultInjector {
         }
     }
 
-    pub fn counts(&self) -> FaultCounts {
+    #[cfg(test)]
+    fn counts(&self) -> FaultCounts {
         self.counters.counts()
     }
 

@@ -335,9 +335,7 @@ impl Denial {
             Denial::PasswordMissing => format!("{group} needs a password"),
             Denial::WrongPassword => format!("wrong password for {group}"),
             Denial::OrderMismatch { group: is, asked } => format!(
-                "{group} is a {} group, not {}",
-                order_name(is),
-                order_name(asked)
+                "{group} is a {is} group, not {asked}"
             ),
             Denial::Full { members } => format!("{group} is full ({members} members)"),
             Denial::NotCreatable => {
@@ -420,14 +418,6 @@ pub(super) fn admit(
         }
     }
     Ok(())
-}
-
-/// How a message names an order.
-fn order_name(order: Order) -> &'static str {
-    match order {
-        Order::Fifo => "fifo",
-        Order::Total => "total",
-    }
 }
 
 /// Compares two secrets in time that depends only on their lengths.

@@ -1,4 +1,4 @@
-//! An exhaustive oracle for the coordinator's decision rule, `flush::decide`.
+//! An exhaustive oracle for the coordinator's decision rule, `decision::decide`.
 //!
 //! Instead of enumerating report sets (most of which no real run can produce), this test
 //! enumerates *histories*: an abstract model of ISIS (the normal case of docs/PROTOCOL.md §5,
@@ -37,7 +37,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use messenger_core::protocol::flush::decide;
+use messenger_core::protocol::decision::decide;
 use messenger_core::protocol::wire::{
     ContentDigest, EntryState, FlushDecision, FlushReport, Part, ReportEntry, StreamDecision,
     StreamReport,

@@ -13,7 +13,7 @@
 //!    undelivered number, up to the first number nobody holds. A final some member knows is
 //!    kept; otherwise the best proposal is the largest reported one, raised above every key
 //!    delivered by a member that delivers the message (one that joined in its view or before).
-//!    Either way the final is [`final_priority`] of that and the previous message's final (the
+//!    Either way the final is `isis::final_priority` of that and the previous message's final (the
 //!    same rule the sender applies to a live stream), so a known final is raised only when a
 //!    message before it had to be. The rest is dropped.
 //! 4. The coordinator announces the decision (relaying content members lack); every member

@@ -19,13 +19,13 @@
 //! - `data.rs`: sending and receiving data, FIFO delivery, acknowledgements, NACKs,
 //!   retransmission, stability and flow control.
 //! - `total.rs`: ISIS proposals and finals, total-order delivery.
-//! - `resolution.rs`: failure resolution, its own sub-state machine ([`Resolution`]: round,
+//! - `resolution.rs`: failure resolution, its own sub-state machine (`Resolution`: round,
 //!   coordinator, reports, decision, acknowledgements, repeats) with its own tests.
 //! - `departed.rs`: departures, and what the group does for a resolution with the streams of
 //!   departed members (reports, content, applying a decision).
 //! - `repair.rs`: the repair tick (what is repeated when) and the silence check.
 //! - `outbox.rs`: frames queued per member and bundled into datagrams.
-//! - `timers.rs`: the deadlines ([`TimerTable`]).
+//! - `timers.rs`: the deadlines (`TimerTable`).
 
 mod config;
 mod data;

@@ -601,7 +601,6 @@ mod tests {
                 let kind = match f {
                     Frame::FlushReport(_) => "report",
                     Frame::FlushFetch(_) => "fetch",
-                    Frame::FlushRelay(_) => "relay",
                     Frame::FlushDecision(_) => "decision",
                     Frame::FlushAck(_) => "ack",
                     _ => "other",
@@ -766,6 +765,21 @@ mod tests {
             vec![(1, "fetch")],
             "one fetch per stream"
         );
+        r.close_round();
+        assert!(
+            r.is_pausing() && r.is_active(),
+            "closing a round resolves nothing"
+        );
+        r.start(t0(), ROUND, &[MemberId(1), MemberId(2)], report(2, &[1]));
+        drain(&mut r);
+        assert_eq!(
+            r.handle_relay(relay(7)),
+            Relayed::Invalid,
+            "no decision yet"
+        );
+        for part in &parts {
+            r.handle_decision(MemberId(1), part.clone());
+        }
         r.resolved(X);
         r.mark_applied();
         assert_eq!(kinds(&drain(&mut r)), vec![(1, "ack")]);
@@ -815,30 +829,5 @@ mod tests {
             vec![(2, "decision")],
             "the decision again, to the member that has not acknowledged"
         );
-    }
-
-    #[test]
-    fn a_round_that_is_closed_or_replaced_pauses_only_while_streams_are_unresolved() {
-        let mut r = coordinator();
-        drain(&mut r);
-        assert!(!r.wants_round(ROUND));
-        assert!(r.wants_round(ViewId(6)), "a report for a later view");
-        r.close_round();
-        assert_eq!(r.round(), None);
-        assert!(r.is_pausing() && r.is_active(), "X is still unresolved");
-        assert!(r.is_unresolved(X));
-        r.resolved(X);
-        assert!(!r.is_active());
-        // No round: relays and acknowledgements are ignored.
-        let relay = FlushRelay {
-            origin: X,
-            seq: SeqNo(1),
-            view: ViewId(1),
-            stamp: 1,
-            payload: content(1).payload,
-        };
-        assert_eq!(r.handle_relay(relay), Relayed::Invalid);
-        r.handle_ack(MemberId(2), FlushAck { round: ROUND });
-        assert!(drain(&mut r).is_empty());
     }
 }

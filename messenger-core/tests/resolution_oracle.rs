@@ -2,7 +2,7 @@
 //!
 //! Instead of enumerating report sets (most of which no real run can produce), this test
 //! enumerates *histories*: an abstract model of ISIS (the normal case of docs/PROTOCOL.md §5,
-//! written here from the spec, independently of `group.rs`) is explored breadth-first over every
+//! written here from the spec, independently of `protocol/group/`) is explored breadth-first over every
 //! interleaving of its events, with state hashing. The cast:
 //!
 //! - X (id 4), the member that fails: sends up to `x_msgs` messages, collects proposals,

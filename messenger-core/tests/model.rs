@@ -1075,7 +1075,7 @@ fn explore(limits: Limits, default_schedules: u64) -> Result<Counts, String> {
             .nodes
             .iter()
             .filter_map(|n| n.group.as_ref())
-            .map(|g| g.stats().flush_rounds)
+            .map(|g| g.stats().resolution_rounds)
             .sum();
         if rounds > 0 {
             counts.with_resolution += 1;

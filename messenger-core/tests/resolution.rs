@@ -151,7 +151,7 @@ fn a_late_report_after_the_round_does_not_open_another() {
             net.delivered[&id]
         );
     }
-    let rounds = net.groups[&a].stats().flush_rounds;
+    let rounds = net.groups[&a].stats().resolution_rounds;
     assert!(rounds >= 1, "a round ran");
     // Replay every datagram B sent A (its report among them), long after the round.
     let replay: Vec<Vec<u8>> = net
@@ -172,7 +172,7 @@ fn a_late_report_after_the_round_does_not_open_another() {
     }
     net.settle(Duration::from_millis(500));
     assert_eq!(
-        net.groups[&a].stats().flush_rounds,
+        net.groups[&a].stats().resolution_rounds,
         rounds,
         "no new round in the same view"
     );

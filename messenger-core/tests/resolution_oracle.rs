@@ -1,8 +1,8 @@
-//! An exhaustive oracle for the coordinator's decision rule, `flush::decide`.
+//! An exhaustive oracle for the coordinator's decision rule, `decision::decide`.
 //!
 //! Instead of enumerating report sets (most of which no real run can produce), this test
 //! enumerates *histories*: an abstract model of ISIS (the normal case of docs/PROTOCOL.md §5,
-//! written here from the spec, independently of `group.rs`) is explored breadth-first over every
+//! written here from the spec, independently of `protocol/group/`) is explored breadth-first over every
 //! interleaving of its events, with state hashing. The cast:
 //!
 //! - X (id 4), the member that fails: sends up to `x_msgs` messages, collects proposals,
@@ -37,7 +37,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use messenger_core::protocol::flush::decide;
+use messenger_core::protocol::decision::decide;
 use messenger_core::protocol::wire::{
     ContentDigest, EntryState, FlushDecision, FlushReport, Part, ReportEntry, StreamDecision,
     StreamReport,

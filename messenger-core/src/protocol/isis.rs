@@ -12,16 +12,31 @@
 //! keeps FIFO.
 //!
 //! [`Proposals`] is the sender's side: which members it still waits for and the largest
-//! proposal so far. Failure resolution (a member leaves with messages not yet final) lives in
-//! `flush.rs`.
+//! proposal so far. [`final_priority`] is the one rule that turns proposals into a final, here
+//! for live senders and in `decision.rs` for departed ones (failure resolution, when a member
+//! leaves with messages not yet final).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
-use bytes::Bytes;
+use super::types::{Content, MemberId, OrderKey, Priority, SeqNo};
 
-use super::types::{MemberId, OrderKey, Priority, SeqNo, ViewId};
+/// A message's final priority: the best (largest) proposal for it, raised to the final of the
+/// sender's previous message when that one is higher.
+///
+/// Finals never decrease along a sender's sequence, so total order keeps FIFO: without the
+/// second term a member that proposed a high priority for message k and then left before
+/// proposing for k + 1 would let k + 1's final fall below k's. Raising is always safe: every
+/// member holds the message at or below its final. The sender uses this for its live stream
+/// ([`Proposals`]); the failure-resolution coordinator uses it for a departed sender's stream,
+/// with a best proposal it may first raise above what members delivered (`decision.rs`).
+pub(crate) fn final_priority(
+    best_proposal: Priority,
+    previous_final: Option<Priority>,
+) -> Priority {
+    previous_final.map_or(best_proposal, |previous| best_proposal.max(previous))
+}
 
 /// A member's ISIS counters.
 #[derive(Debug, Clone, Copy, Default)]
@@ -52,10 +67,7 @@ impl Counters {
 /// A message waiting in the hold-back queue.
 #[derive(Debug, Clone)]
 pub struct Queued {
-    /// The view the message was sent in.
-    pub view: ViewId,
-    pub stamp: u64,
-    pub payload: Bytes,
+    pub content: Content,
     pub is_final: bool,
     /// When this member last sent its proposal (repeated until the final arrives).
     pub proposed_at: Instant,
@@ -104,6 +116,7 @@ impl HoldBack {
         self.queue.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }
@@ -220,11 +233,8 @@ struct Collect {
 
 /// The sender's side of ISIS: proposals collected per message, finals decided.
 ///
-/// Finals are decided in sequence order and never decrease along the sequence: a message's
-/// final is the largest of its proposals and the previous message's final. Without the second
-/// term a member that proposed a high priority for message k and then left before proposing for
-/// k + 1 would let k + 1's final fall below k's, and total order would break FIFO. (Raising a
-/// final is always safe: every member holds the message at or below it.)
+/// Finals are decided in sequence order, each by [`final_priority`] from the largest proposal and
+/// the previous message's final, so they never decrease along the sequence.
 #[derive(Debug, Default)]
 pub struct Proposals {
     pending: BTreeMap<SeqNo, Collect>,
@@ -286,7 +296,7 @@ impl Proposals {
             if !c.awaiting.is_empty() {
                 break;
             }
-            let f = self.last_final.map_or(c.best, |last| c.best.max(last));
+            let f = final_priority(c.best, self.last_final);
             c.final_priority = Some(f);
             self.last_final = Some(f);
             self.decided_through = next;
@@ -307,13 +317,9 @@ impl Proposals {
     }
 
     /// True while `seq` has no final yet.
+    #[cfg(test)]
     pub fn is_open(&self, seq: SeqNo) -> bool {
         seq > self.decided_through
-    }
-
-    /// Every message up to here has its final.
-    pub fn decided_through(&self) -> SeqNo {
-        self.decided_through
     }
 
     pub fn release_through(&mut self, seq: SeqNo) {
@@ -326,19 +332,33 @@ impl Proposals {
             entry.remove();
         }
     }
-
-    pub fn len(&self) -> usize {
-        self.pending.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.pending.is_empty()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::types::ViewId;
+    use bytes::Bytes;
+
+    #[test]
+    fn a_final_is_the_best_proposal_unless_the_previous_final_is_higher() {
+        let (low, high) = (Priority::new(3, MemberId(2)), Priority::new(7, MemberId(1)));
+        assert_eq!(
+            final_priority(low, None),
+            low,
+            "the first message of a stream"
+        );
+        assert_eq!(final_priority(high, Some(low)), high);
+        assert_eq!(
+            final_priority(low, Some(high)),
+            high,
+            "raised to the previous final"
+        );
+        // Equal counters: the member id breaks the tie, as everywhere.
+        let tie = Priority::new(7, MemberId(2));
+        assert_eq!(final_priority(tie, Some(high)), tie);
+        assert_eq!(final_priority(high, Some(tie)), tie);
+    }
 
     fn key(counter: u64, by: u64, origin: u64, seq: u64) -> OrderKey {
         OrderKey {
@@ -350,9 +370,11 @@ mod tests {
 
     fn queued(is_final: bool) -> Queued {
         Queued {
-            view: ViewId(1),
-            stamp: 0,
-            payload: Bytes::new(),
+            content: Content {
+                view: ViewId(1),
+                stamp: 0,
+                payload: Bytes::new(),
+            },
             is_final,
             proposed_at: crate::testing::epoch(),
         }

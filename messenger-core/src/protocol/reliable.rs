@@ -3,22 +3,18 @@
 //! highest sequence number so that losing the last messages of a burst is noticed too.
 //!
 //! This module holds the two pieces of state that involves: the sender's [`SendBuffer`] and the
-//! receiver's [`NackPacer`]. `group.rs` decides when they act.
+//! receiver's [`NackPacer`]. `group/data.rs` decides when they act.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-
-use super::types::{SeqNo, ViewId};
+use super::types::{Content, SeqNo};
 
 /// One message kept for retransmission.
 #[derive(Debug, Clone)]
 pub struct Sent {
     pub seq: SeqNo,
-    pub view: ViewId,
-    pub stamp: u64,
-    pub payload: Bytes,
+    pub content: Content,
     /// When it was first sent (round-trip samples come from its acknowledgement).
     pub at: Instant,
     /// Sent again since: its acknowledgement says nothing about the round trip (Karn).
@@ -26,7 +22,7 @@ pub struct Sent {
 }
 
 /// The sender's retransmission buffer: every message from the oldest one that some member may
-/// still need up to the newest one sent. Its length is the sender's window in use; `group.rs`
+/// still need up to the newest one sent. Its length is the sender's window in use; `Group`
 /// refuses new sends when it is full, which bounds it.
 #[derive(Debug, Default)]
 pub struct SendBuffer {
@@ -49,6 +45,7 @@ impl SendBuffer {
         self.msgs.push_back(sent);
     }
 
+    #[cfg(test)]
     pub fn get(&self, seq: SeqNo) -> Option<&Sent> {
         let index = seq.0.checked_sub(self.base.0)?;
         self.msgs.get(usize::try_from(index).ok()?)
@@ -93,11 +90,6 @@ impl SendBuffer {
 
     pub fn is_empty(&self) -> bool {
         self.msgs.is_empty()
-    }
-
-    /// Messages still kept, oldest first.
-    pub fn iter(&self) -> impl Iterator<Item = &Sent> {
-        self.msgs.iter()
     }
 }
 
@@ -160,10 +152,6 @@ impl RttEstimator {
         }
     }
 
-    pub fn srtt(&self) -> Option<Duration> {
-        self.srtt
-    }
-
     /// `srtt + 4 rttvar`, within `[floor, ceiling]`; `ceiling` before the first sample.
     pub fn rto(&self, floor: Duration, ceiling: Duration) -> Duration {
         match self.srtt {
@@ -176,13 +164,17 @@ impl RttEstimator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::types::ViewId;
+    use bytes::Bytes;
 
     fn sent(seq: u64) -> Sent {
         Sent {
             seq: SeqNo(seq),
-            view: ViewId(1),
-            stamp: 0,
-            payload: Bytes::from_static(b"x"),
+            content: Content {
+                view: ViewId(1),
+                stamp: 0,
+                payload: Bytes::from_static(b"x"),
+            },
             at: crate::testing::epoch(),
             retransmitted: false,
         }

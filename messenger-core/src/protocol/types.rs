@@ -1,5 +1,7 @@
-//! The protocol's vocabulary: identifiers, sequence numbers and ISIS priorities.
+//! The protocol's vocabulary: identifiers, sequence numbers, ISIS priorities and the content
+//! of a message.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 macro_rules! id_type {
@@ -98,4 +100,18 @@ pub struct OrderKey {
     pub priority: Priority,
     pub origin: MemberId,
     pub seq: SeqNo,
+}
+
+/// What a message is, apart from its place: the view its sender sent it in, the sender's opaque
+/// stamp and the application's bytes. The one type for it wherever a message is kept (FIFO
+/// hold-back, the total-order hold-back queue, the retransmission buffer, content relayed and
+/// kept by a failure resolution); the wire frames (`Data`, `FlushRelay`) carry the same three
+/// fields. Cloning shares the bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Content {
+    /// The view the sender was in when it sent the message.
+    pub view: ViewId,
+    /// Opaque to the protocol (the runtime puts the send time here).
+    pub stamp: u64,
+    pub payload: Bytes,
 }

@@ -1,7 +1,9 @@
-//! ISIS failure resolution: what happens to the messages of a member that left the view before
-//! all of them had a final priority.
+//! The failure-resolution decision rule: what happens to the messages of a member that left
+//! the view before all of them had a final priority, and how reports and decisions travel in
+//! datagram-sized parts. Pure functions; the round that gathers reports and hands out the
+//! decision is `group/resolution.rs`.
 //!
-//! The rule (docs/PROTOCOL.md explains why it is safe):
+//! The rule (docs/PROTOCOL.md §6 explains why it is safe):
 //!
 //! 1. Senders stop waiting for the departed member's proposals (`isis::Proposals::forget`).
 //! 2. Every member of the new view pauses delivery and reports to the coordinator (the lowest
@@ -9,16 +11,21 @@
 //!    stream what it has delivered and what it holds, with its proposal or the final it knows.
 //! 3. The coordinator ([`decide`]) takes each departed stream in sequence order from the lowest
 //!    undelivered number, up to the first number nobody holds. A final some member knows is
-//!    kept (raised to the previous message's final if that one had to be raised above it);
-//!    otherwise the final is the largest reported proposal, raised above every key delivered
-//!    by a member that delivers the message (one that joined in its view or before) and above
-//!    the previous message's final. The rest is dropped.
+//!    kept; otherwise the best proposal is the largest reported one, raised above every key
+//!    delivered by a member that delivers the message (one that joined in its view or before).
+//!    Either way the final is `isis::final_priority` of that and the previous message's final (the
+//!    same rule the sender applies to a live stream), so a known final is raised only when a
+//!    message before it had to be. The rest is dropped.
 //! 4. The coordinator announces the decision (relaying content members lack); every member
 //!    applies it, acknowledges it and resumes delivery. A new view during the round restarts it
 //!    with that view's coordinator; reports and decisions are idempotent.
+//!
+//! The frames of a round are still named `Flush*` on the wire (`wire.rs`): the names are part
+//! of the code that defines the wire format, which does not change.
 
 use std::collections::BTreeMap;
 
+use super::isis::final_priority;
 use super::types::ViewId as View;
 use super::types::{MemberId, OrderKey, Priority, SeqNo, ViewId};
 use super::wire::{
@@ -139,11 +146,11 @@ fn decide_stream(origin: MemberId, reports: &[(MemberId, FlushReport)]) -> Strea
             // Nobody can relay it: it and everything after it cannot be delivered in FIFO order.
             break;
         };
-        let priority = match k.final_priority {
+        let best = match k.final_priority {
             // A known final stays, unless a message before it had to be raised above it: then
             // nobody has delivered this one yet (it waits behind the raised one everywhere),
-            // and raising it too keeps the stream in FIFO order.
-            Some(p) => previous.map_or(p, |prev| p.max(prev)),
+            // and raising it too (`final_priority`) keeps the stream in FIFO order.
+            Some(p) => p,
             None => {
                 let mut p = k.max_proposal.unwrap_or_default();
                 let key = OrderKey {
@@ -159,9 +166,10 @@ fn decide_stream(origin: MemberId, reports: &[(MemberId, FlushReport)]) -> Strea
                 if p.counter == 0 {
                     p = Priority::new(1, origin);
                 }
-                previous.map_or(p, |prev| p.max(prev))
+                p
             }
         };
+        let priority = final_priority(best, previous);
         decided.push(Decided {
             priority,
             view,

@@ -1,0 +1,186 @@
+//! ISIS total order at one member: the sender's proposals and finals, the receiver's
+//! proposals and the finals it learns, and delivery from the hold-back queue.
+
+use std::time::Instant;
+
+use super::Group;
+use crate::protocol::isis::Queued;
+use crate::protocol::types::{Content, MemberId, OrderKey, Priority, SeqNo};
+use crate::protocol::wire::{Final, Frame, Order, Propose};
+
+use super::timers::Timer;
+
+impl Group {
+    /// Our own message `seq`, just sent: queued at our own proposal, waiting for the
+    /// proposals of `targets`.
+    pub(super) fn propose_own(
+        &mut self,
+        now: Instant,
+        seq: SeqNo,
+        content: Content,
+        targets: &[MemberId],
+    ) {
+        let own = self.counters.propose(self.me);
+        self.holdback.insert(
+            OrderKey {
+                priority: own,
+                origin: self.me,
+                seq,
+            },
+            Queued {
+                content,
+                is_final: false,
+                proposed_at: now,
+            },
+        );
+        for (s, f) in self.proposals.start(seq, own, targets.iter().copied()) {
+            self.on_own_final(s, f);
+        }
+    }
+
+    pub(super) fn on_propose(&mut self, from: MemberId, p: Propose) {
+        if self.view.order != Order::Total {
+            return;
+        }
+        let priority = Priority::new(p.counter, from);
+        let decided = self.proposals.record(p.seq, from, priority);
+        if decided.is_empty() {
+            if let Some(f) = self.proposals.final_of(p.seq) {
+                // A repeated proposal: the member lacks the final.
+                self.queue(
+                    from,
+                    &Frame::Final(Final {
+                        seq: p.seq,
+                        priority: f,
+                    }),
+                );
+            }
+        }
+        for (seq, f) in decided {
+            self.on_own_final(seq, f);
+        }
+    }
+
+    /// The final of our own message `seq` is decided: order it here and announce it to every
+    /// member that delivers it.
+    pub(super) fn on_own_final(&mut self, seq: SeqNo, f: Priority) {
+        self.counters.observe_final(f);
+        self.holdback.finalize(self.me, seq, f);
+        let targets: Vec<MemberId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.start_for <= seq)
+            .map(|(id, _)| *id)
+            .collect();
+        let frame = Frame::Final(Final { seq, priority: f });
+        self.queue_to_all(&targets, &frame);
+    }
+
+    pub(super) fn on_final(&mut self, now: Instant, from: MemberId, f: Final) {
+        if self.view.order != Order::Total {
+            return;
+        }
+        let window = self.config.window;
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return;
+        };
+        peer.ack_due = true;
+        self.timers
+            .set_if_stopped(Timer::Ack, now + self.config.ack_delay);
+        let stream = &mut peer.stream;
+        // (Only departed streams are ever closed by a resolution, and a departed member's
+        // datagrams are refused, so a live stream needs no such check.)
+        if !stream.rx.start_known() || f.seq <= stream.delivered {
+            return;
+        }
+        self.counters.observe_final(f.priority);
+        if self.holdback.finalize(from, f.seq, f.priority) {
+            stream.note_final_known(f.seq);
+        } else if f.seq.0 < stream.delivered.0.saturating_add(window).saturating_add(1) {
+            stream.finals.pending.insert(f.seq, f.priority);
+            stream.note_final_known(f.seq);
+        }
+    }
+
+    /// Delivers the hold-back queue's head while it is final (total order), unless a failure
+    /// resolution pauses delivery.
+    pub(super) fn deliver_ready(&mut self, now: Instant) {
+        if self.view.order != Order::Total || self.is_paused() {
+            return;
+        }
+        let window = self.config.window;
+        let mut own = false;
+        while let Some((key, queued)) = self.holdback.pop_deliverable() {
+            self.delivered_max = Some(key);
+            let stream = if key.origin == self.me {
+                self.own_delivered = self.own_delivered.max(key.seq);
+                own = true;
+                None
+            } else if let Some(peer) = self.peers.get_mut(&key.origin) {
+                // The sender's window counts from what we delivered: tell it soon.
+                peer.ack_due = true;
+                self.timers
+                    .set_if_stopped(Timer::Ack, now + self.config.ack_delay);
+                Some(&mut peer.stream)
+            } else {
+                self.departed.get_mut(&key.origin).map(|d| &mut d.stream)
+            };
+            if let Some(stream) = stream {
+                stream.delivered = stream.delivered.max(key.seq);
+                stream.note_final_known(key.seq);
+                stream.retain_final(key.seq, key.priority, window);
+            }
+            let content = queued.content;
+            self.emit_delivery(key.origin, key.seq, content.stamp, content.payload);
+        }
+        if own {
+            self.release_stable();
+        }
+    }
+
+    /// Repair: proposals still waiting for their final after a retransmission timeout are
+    /// repeated (this also asks the sender for a final that was lost).
+    pub(super) fn repeat_proposals(&mut self, now: Instant) {
+        let interval = self.rto();
+        let mut repeats = Vec::new();
+        let me = self.me;
+        for (key, proposed_at) in self.holdback.tentative_mut() {
+            if key.origin != me && now.saturating_duration_since(*proposed_at) >= interval {
+                *proposed_at = now;
+                repeats.push(*key);
+            }
+        }
+        for key in repeats {
+            // Only the proposal this member made is repeated; a key whose priority is not
+            // ours came from elsewhere and is already final.
+            if key.priority.member == self.me && self.peers.contains_key(&key.origin) {
+                self.queue(
+                    key.origin,
+                    &Frame::Propose(Propose {
+                        seq: key.seq,
+                        counter: key.priority.counter,
+                    }),
+                );
+            }
+        }
+    }
+
+    /// Repair: the finals of our messages that member `id` has received and does not
+    /// acknowledge as final are sent again.
+    pub(super) fn repeat_finals(&mut self, id: MemberId) {
+        let Some(peer) = self.peers.get(&id) else {
+            return;
+        };
+        let after = peer.acked_finals.max(peer.start_for.prev());
+        let finals: Vec<Frame> = self
+            .proposals
+            .finals_after(after)
+            .filter(|(s, _)| *s <= peer.acked_received)
+            .take(self.config.window as usize)
+            .map(|(seq, priority)| Frame::Final(Final { seq, priority }))
+            .collect();
+        for f in finals {
+            self.queue(id, &f);
+        }
+    }
+}

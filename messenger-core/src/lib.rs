@@ -10,8 +10,12 @@
 //! - [`protocol`]: the sans-IO core. State machines with `handle_*` inputs and `poll_*`
 //!   outputs; time is an argument; no sockets, no tokio, no clock. `protocol::wire` is the
 //!   codec (datagrams and control frames, versioned, bounded, bundled); `protocol::group` is one
-//!   group at one member (FIFO streams, NACK repair, ISIS total order, failure resolution);
-//!   `protocol::tracker` is the tracker's registry (groups, members, views, access policy).
+//!   group at one member, one concern per file: `group/data.rs` (send, receive, FIFO delivery),
+//!   `total.rs` (ISIS proposals and finals), `repair.rs`, `outbox.rs` (bundling), `peer.rs`,
+//!   `departed.rs`, `timers.rs`, and `resolution.rs`, failure resolution as its own state
+//!   machine, deciding with the rule in `protocol/decision.rs`; `fifo.rs`, `reliable.rs` and
+//!   `isis.rs` are the building blocks. `protocol::tracker` is the tracker's registry:
+//!   `names.rs`, `policy.rs` (the access policy and `admit`), `registry.rs` and `registry/`.
 //! - [`client`]: the application's handle ([`Client`], async; [`BlockingClient`]) and the
 //!   tokio shell behind it:
 //!   - `client/handle.rs`, `config.rs`: [`Client`], [`ClientConfig`];

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use messenger_core::protocol::wire::{
     decode_address_probe, encode_control, ClientFrame, ErrorCode, FrameDecoder, Hello,
-    MetricsReport, Order, Reply, Request, ServerFrame, TrackerStats, View, CONTROL_VERSION,
-    COOKIE_LEN,
+    MetricsReport, Order, Password, Reply, Request, ServerFrame, TrackerStats, View,
+    CONTROL_VERSION, COOKIE_LEN,
 };
 use messenger_core::protocol::{GroupId, MemberId, ViewId};
 use messenger_core::tracker::{AccessPolicy, Tracker, TrackerConfig, TrackerHandle};
@@ -352,7 +352,7 @@ impl TestClient {
             .request(Request::Join {
                 group: group.to_owned(),
                 order,
-                password: password.map(str::to_owned),
+                password: password.map(Password::new),
             })
             .await;
         let Reply::Joined { member, view } = reply else {
@@ -444,7 +444,7 @@ fn join_req(group: &str, order: Order, password: Option<&str>) -> Request {
     Request::Join {
         group: group.to_owned(),
         order,
-        password: password.map(str::to_owned),
+        password: password.map(Password::new),
     }
 }
 

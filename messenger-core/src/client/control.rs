@@ -18,7 +18,7 @@ use super::error::ClientError;
 use super::handle::Shared;
 use super::handler::Dispatch;
 use crate::protocol::wire::{
-    encode_control, ClientFrame, ErrorCode, FrameDecoder, Hello, Order, Reply, Request,
+    encode_control, ClientFrame, ErrorCode, FrameDecoder, Hello, Order, Password, Reply, Request,
     ServerFrame, View, ViewDelta, CONTROL_VERSION,
 };
 use crate::protocol::{GroupId, MemberId};
@@ -132,7 +132,7 @@ async fn write_frame(stream: &mut TcpStream, frame: &ClientFrame) -> Result<(), 
 #[derive(Debug, Clone)]
 struct Membership {
     order: Order,
-    password: Option<String>,
+    password: Option<Password>,
     group: GroupId,
     member: MemberId,
 }

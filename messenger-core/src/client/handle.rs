@@ -15,7 +15,7 @@ use super::error::{unexpected, ClientError};
 use super::faults::{FaultConfig, FaultCounters, FaultCounts};
 use super::handler::{run_dispatcher, Dispatch, Handler};
 use super::metrics::{Metrics, MetricsSnapshot};
-use crate::protocol::wire::{GroupInfo, Order, Reply, Request, TrackerStats};
+use crate::protocol::wire::{GroupInfo, Order, Password, Reply, Request, TrackerStats};
 
 /// State shared by the handle and the tasks.
 #[derive(Debug)]
@@ -168,7 +168,7 @@ impl Client {
             .request(Request::Join {
                 group: group.to_string(),
                 order,
-                password: password.map(str::to_string),
+                password: password.map(Password::new),
             })
             .await?
         {

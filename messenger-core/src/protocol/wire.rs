@@ -637,6 +637,29 @@ pub struct MetricsReport {
     pub dropped_datagrams: u64,
 }
 
+/// A group password as a join carries it: on the wire a plain string (the encoding of a
+/// `String`), in `Debug` output never shown, so that logging a request cannot leak it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Password(String);
+
+impl Password {
+    pub fn new(password: impl Into<String>) -> Self {
+        Password(password.into())
+    }
+
+    /// The password itself, for the one place that compares it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
 /// A request from a client; each gets exactly one [`Reply`] with the same id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
@@ -653,7 +676,7 @@ pub enum Request {
     Join {
         group: String,
         order: Order,
-        password: Option<String>,
+        password: Option<Password>,
     },
     Leave {
         group: String,

@@ -11,7 +11,7 @@ use super::names::{check_group_name, quoted, validate_name};
 use super::{AccessPolicy, ClientId, Departure, Push, Refusal, RegistryLimits};
 use crate::protocol::types::{GroupId, MemberId, ViewId};
 use crate::protocol::wire::{
-    ErrorCode, GroupInfo, Hello, Order, Reply, Request, TrackerStats, View, ViewMember,
+    ErrorCode, GroupInfo, Hello, Order, Password, Reply, Request, TrackerStats, View, ViewMember,
     CONTROL_VERSION, GROUPS_PAGE,
 };
 
@@ -272,7 +272,12 @@ impl Registry {
                     group,
                     order,
                     password,
-                } => self.join(client, &group, order, password.as_deref()),
+                } => self.join(
+                    client,
+                    &group,
+                    order,
+                    password.as_ref().map(Password::expose),
+                ),
                 Request::Leave { group } => self.leave(client, &group),
                 Request::Quit { .. } => Ok((Reply::Bye, self.remove(client, Departure::Quit))),
                 Request::Stats => Ok((Reply::Stats(self.stats()), Vec::new())),
@@ -392,7 +397,7 @@ mod fixtures {
         Request::Join {
             group: group.to_owned(),
             order: Order::Fifo,
-            password: Some(password.to_owned()),
+            password: Some(Password::new(password)),
         }
     }
 

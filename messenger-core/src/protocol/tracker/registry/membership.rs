@@ -546,7 +546,7 @@ mod tests {
         for (who, request, want) in cases {
             let wrong_password = matches!(
                 &request,
-                Request::Join { password: Some(p), .. } if p == "guess"
+                Request::Join { password: Some(p), .. } if p.expose() == "guess"
             );
             let mut expected = r.clone();
             expected.stats.requests += 1;

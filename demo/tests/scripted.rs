@@ -602,12 +602,12 @@ fn the_udp_flag_binds_the_chat_where_it_says() {
     }
 }
 
-/// `--quit-wait SECS`: when a member never acknowledges (it is frozen, and the tracker probes
-/// too rarely to drop it meanwhile), `!q` waits that long for delivery, says it gave up, and
-/// quits with the metrics.
+/// `--quit-wait SECS`: when a member never acknowledges (every datagram it sends is lost, and
+/// nobody reports it for a long while), `!q` waits that long for delivery, says it gave up,
+/// and quits with the metrics.
 #[test]
 fn quit_wait_bounds_how_long_quitting_waits_for_a_silent_member() {
-    let (_tracker, addr) = tracker(&["--heartbeat-interval", "60000"]);
+    let (_tracker, addr) = tracker(&[]);
     let quiet = ["--suspect-after", "600"];
     let mut ann = chat_with(
         "ann",
@@ -615,12 +615,15 @@ fn quit_wait_bounds_how_long_quitting_waits_for_a_silent_member() {
         &["--quit-wait", "1.5", quiet[0], quiet[1]],
         &[],
     );
-    let mut zed = chat_with("zed", addr, &quiet, &[]);
+    // Lost datagrams rather than a process stopped with SIGSTOP: once, under a heavily loaded
+    // CI run, the message became stable within 40 ms although zed had been stopped before it
+    // was sent (not reproduced since; see the closing note of that session). A member whose
+    // every datagram is lost can never acknowledge, whatever the scheduling.
+    let mut zed = chat_with("zed", addr, &quiet, &[("MESSENGER_FAULTS", "loss=1.0")]);
     ann.send("!j g");
     ann.expect_prefix("* you joined g");
     zed.send("!j g");
     ann.expect_line("* zed joined g");
-    zed.freeze();
     ann.send("unheard");
     ann.expect_line("in g ann says:: unheard");
     let asked = Instant::now();

@@ -647,7 +647,8 @@ messenger_result messenger_client_send(const struct messenger_client *client,
 
 /**
  * Waits until every message this client sent is stable (held by every member of its group),
- * at most `timeout_ms` milliseconds. Fails with `MESSENGER_TIMED_OUT` if some still are not,
+ * at most `timeout_ms` milliseconds. Fails with `MESSENGER_TIMED_OUT` if some still are not
+ * (at once when a group they were sent to goes away first: they never will be),
  * `MESSENGER_CLOSED` after quit.
  */
 messenger_result messenger_client_flush(const struct messenger_client *client, uint32_t timeout_ms);

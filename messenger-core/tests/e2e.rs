@@ -414,3 +414,33 @@ async fn a_quitting_clients_metrics_reach_the_tracker_log() {
     assert_eq!(bob["total"], 5);
     let _ = std::fs::remove_file(&path);
 }
+
+/// `flush` answers whether everything is stable: when the group goes away with a message no
+/// other member acknowledged (bob loses every datagram it sends), the flush waiting on it says
+/// "not stable" at once instead of "stable" (it used to count a group that was gone as done).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_over_a_group_left_with_unstable_messages_is_not_stable() {
+    let tracker = tracker_on(local(), TrackerConfig::default()).await;
+    let addr = tracker.local_addr();
+    let log = Log::new();
+    let mut config = ClientConfig::new(addr, "ann");
+    config.faults = Some(FaultConfig::default());
+    config.leave_timeout = Duration::from_millis(200);
+    let ann = Client::connect(config, log.handler()).await.expect("ann");
+    let never_acks = FaultConfig::parse("loss=1.0").unwrap();
+    let (bob, _bob_log) = client(addr, "bob", Some(never_acks)).await;
+    ann.join("g", Order::Fifo, None).await.expect("ann joins");
+    bob.join("g", Order::Fifo, None).await.expect("bob joins");
+    log.wait_for("ann sees bob", WAIT, |s| s.has_members("g", 2))
+        .await;
+    ann.send("g", "never acknowledged").await.expect("send");
+    // The flush is polled first, so it waits before the leave takes the group away.
+    let (stable, left) = tokio::join!(ann.flush(Duration::from_secs(60)), ann.leave("g"));
+    left.expect("ann leaves");
+    assert!(!stable.expect("flush"), "the message never became stable");
+    // With nothing in flight, a flush over no group at all is stable.
+    assert!(ann.flush(WAIT).await.expect("flush"));
+    ann.quit().await.expect("quit");
+    bob.quit().await.expect("quit");
+    tracker.shutdown().await;
+}

@@ -465,7 +465,8 @@ pub extern "C" fn messenger_client_send(
 }
 
 /// Waits until every message this client sent is stable (held by every member of its group),
-/// at most `timeout_ms` milliseconds. Fails with `MESSENGER_TIMED_OUT` if some still are not,
+/// at most `timeout_ms` milliseconds. Fails with `MESSENGER_TIMED_OUT` if some still are not
+/// (at once when a group they were sent to goes away first: they never will be),
 /// `MESSENGER_CLOSED` after quit.
 #[no_mangle]
 pub extern "C" fn messenger_client_flush(

@@ -70,10 +70,12 @@ pub(crate) enum DataCommand {
         group: GroupId,
     },
     /// Answer once this client's own messages are stable: in `group` (by name), or in every
-    /// group when `None`. A group this client is not in is stable.
+    /// group when `None`. A group this client is not in is stable. The answer is `false` when a
+    /// group it covers goes away (left, removed, replaced by a re-join) with messages not yet
+    /// stable: they never will be.
     Flush {
         group: Option<String>,
-        reply: oneshot::Sender<()>,
+        reply: oneshot::Sender<bool>,
     },
     Shutdown,
 }
@@ -103,7 +105,7 @@ struct Core {
     config: GroupConfig,
     groups: HashMap<GroupId, Joined>,
     by_name: HashMap<String, GroupId>,
-    flush_waiters: Vec<(Option<String>, oneshot::Sender<()>)>,
+    flush_waiters: Vec<(Option<String>, oneshot::Sender<bool>)>,
     closed: bool,
 }
 
@@ -168,9 +170,10 @@ impl DataPlane {
                     .collect();
                 let group = Group::new(core.config.clone(), member, view, now);
                 // A re-join replaces the old membership.
-                if let Some(old) = core.by_name.insert(view_name, id) {
-                    core.groups.remove(&old);
+                if let Some(&old) = core.by_name.get(&view_name) {
+                    core.remove_group(old);
                 }
+                core.by_name.insert(view_name, id);
                 core.groups.insert(id, Joined { name, group, names });
             }
             DataCommand::View(view) => {
@@ -184,9 +187,7 @@ impl DataPlane {
                 }
             }
             DataCommand::Leave { group } => {
-                if let Some(j) = core.groups.remove(&group) {
-                    core.by_name.remove(&*j.name);
-                }
+                core.remove_group(group);
             }
             DataCommand::Flush { group, reply } => core.flush_waiters.push((group, reply)),
             DataCommand::Shutdown => core.closed = true,
@@ -268,7 +269,7 @@ struct Pass {
     latencies: Vec<u64>,
     dropped: u64,
     writable: bool,
-    flushed: Vec<oneshot::Sender<()>>,
+    flushed: Vec<oneshot::Sender<bool>>,
     suspects: Vec<Suspicion>,
 }
 
@@ -428,7 +429,7 @@ fn deliver(
         plane.writable.notify_waiters();
     }
     for w in pass.flushed.drain(..) {
-        let _ = w.send(());
+        let _ = w.send(true);
     }
     // Fire and forget: the control task reports them; the data plane never waits for it.
     for (group, member) in pass.suspects.drain(..) {
@@ -440,6 +441,24 @@ fn deliver(
 }
 
 impl Core {
+    /// Takes group `id` out of the data plane. Waiters for stability that cover it are told
+    /// "not stable" at once if it still had messages in flight: those never will be.
+    fn remove_group(&mut self, id: GroupId) -> Option<Joined> {
+        let j = self.groups.remove(&id)?;
+        self.by_name.remove(&*j.name);
+        if j.group.in_flight() > 0 {
+            let covers = |g: &Option<String>| g.as_deref().is_none_or(|g| g == &*j.name);
+            let (unstable, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.flush_waiters)
+                .into_iter()
+                .partition(|(g, _)| covers(g));
+            self.flush_waiters = waiting;
+            for (_, reply) in unstable {
+                let _ = reply.send(false);
+            }
+        }
+        Some(j)
+    }
+
     fn next_deadline(&self) -> Option<Instant> {
         self.groups
             .values()
@@ -514,8 +533,7 @@ impl Core {
             }
         }
         for id in removed {
-            if let Some(j) = self.groups.remove(&id) {
-                self.by_name.remove(&*j.name);
+            if self.remove_group(id).is_some() {
                 pass.writable = true;
             }
         }

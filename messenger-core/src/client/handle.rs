@@ -211,7 +211,9 @@ impl Client {
     }
 
     /// Waits until every message this client sent is stable (held by every member), or the
-    /// timeout passes; returns whether everything was stable.
+    /// timeout passes; returns whether everything was stable. It returns `false` at once when
+    /// a group goes away (left, removed by the tracker) with messages of this client not yet
+    /// stable there: they never will be.
     pub async fn flush(&self, timeout: Duration) -> Result<bool, ClientError> {
         self.wait_stable(None, timeout).await
     }
@@ -228,7 +230,7 @@ impl Client {
             .command(DataCommand::Flush { group, reply: tx })
             .map_err(|_| ClientError::Closed)?;
         match tokio::time::timeout(timeout, rx).await {
-            Ok(r) => r.map_err(|_| ClientError::Closed).map(|()| true),
+            Ok(r) => r.map_err(|_| ClientError::Closed),
             Err(_) => Ok(false),
         }
     }

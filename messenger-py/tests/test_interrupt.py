@@ -23,9 +23,11 @@ def on_view(v):
         full.append(len(v.members) == 2)
         views.notify_all()
 
+# Neither may report the other silent (every datagram is lost): the group, and the flush on
+# it, must last until the interrupt, however long a loaded machine takes to deliver it.
 with messenger.Tracker() as tracker:
-    ann = messenger.Client(tracker, "ann", on_view=on_view)
-    bob = messenger.Client(tracker, "bob")
+    ann = messenger.Client(tracker, "ann", on_view=on_view, suspect_timeout=600.0)
+    bob = messenger.Client(tracker, "bob", suspect_timeout=600.0)
     ann.join("g")
     bob.join("g")
     with views:

@@ -59,6 +59,11 @@ def test_sigint_interrupts_a_blocked_call(processes: Callable[..., Process]) -> 
     # On a loaded machine the signal may land before the child is inside flush(): retry.
     for _ in range(20):
         child.expect("^blocking$")
+        # The child cannot say "I am inside flush() now" (it is blocked there), and writing
+        # "blocking" wakes this process, which can then signal before the child even calls
+        # flush(): on some schedules every attempt did (20 "too early" in a row). Leaving the
+        # call 0.1 s to start blocking is not a synchronisation: "too early" still retries.
+        time.sleep(0.1)
         child.interrupt()
         line = child.expect("^interrupted after|^flush returned|^too early")
         if line != "too early":

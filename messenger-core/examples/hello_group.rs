@@ -21,18 +21,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .await?;
     println!("tracker on {}", tracker.local_addr());
 
-    // Each client's callbacks run on its own thread; here they forward into a channel.
+    // Each client's callbacks run on its own thread; here they forward into channels.
     let (tx, mut rx) = mpsc::unbounded_channel();
+    let (views_tx, mut views) = mpsc::unbounded_channel();
     let mut clients = Vec::new();
     for name in ["alice", "bob"] {
         let tx = tx.clone();
-        let handler = Callbacks::new().on_message(move |m| {
-            let _ = tx.send(format!("{name} got from {}: {}", m.sender, m.text()));
-        });
+        let views_tx = views_tx.clone();
+        let handler = Callbacks::new()
+            .on_message(move |m| {
+                let _ = tx.send(format!("{name} got from {}: {}", m.sender, m.text()));
+            })
+            .on_view(move |v| {
+                let _ = views_tx.send((name, v.members.len()));
+            });
         let client =
             Client::connect(ClientConfig::new(tracker.local_addr(), name), handler).await?;
         client.join("lobby", Order::Total, None).await?;
         clients.push(client);
+    }
+    // A message goes to the members of the sender's current view: wait until both clients
+    // see each other (alice learns of bob's join from the tracker a little later).
+    let mut full = std::collections::HashSet::new();
+    while full.len() < clients.len() {
+        let (name, members) = tokio::time::timeout(Duration::from_secs(10), views.recv())
+            .await?
+            .ok_or("handler gone")?;
+        if members == clients.len() {
+            full.insert(name);
+        }
     }
     for c in &clients {
         c.send("lobby", format!("hello from {}", c.username()))

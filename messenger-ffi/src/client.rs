@@ -28,6 +28,8 @@ use crate::types::{
 /// a window of messages (up to 1200 bytes each) per sender of each group: at this limit, 78 MB
 /// per sender.
 pub const MESSENGER_MAX_WINDOW: u64 = 65_536;
+// cbindgen writes the literal above into the header; the core's bound is the one that counts.
+const _: () = assert!(MESSENGER_MAX_WINDOW == GroupConfig::MAX_WINDOW);
 
 /// How to connect a client: the tracker, a username, where to bind UDP, and callbacks. Made by
 /// `messenger_client_config_new`; consumed by `messenger_client_new` or released with

@@ -28,7 +28,7 @@ use crate::wait::{block_on, OwnedRuntime};
 
 /// The largest `window` accepted: 64 times the default. Every member holds back up to a window
 /// of each sender's messages (1200 bytes each at most) and keeps as much for retransmission.
-const MAX_WINDOW: u64 = 65_536;
+const MAX_WINDOW: u64 = messenger_core::GroupConfig::MAX_WINDOW;
 
 /// A client connected to a tracker. See the package documentation.
 #[pyclass(module = "messenger", frozen)]

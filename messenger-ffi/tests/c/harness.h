@@ -1,7 +1,7 @@
 /*
  * What the C tests share: checks that print the library's last error, a waiter (a mutex and
  * a condition variable with a deadline: tests never sleep to synchronise), a tracker on a free
- * port, and a counter for userdata free functions.
+ * port, a policy file, and a counter for userdata free functions.
  */
 #ifndef MESSENGER_TEST_HARNESS_H
 #define MESSENGER_TEST_HARNESS_H
@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "messenger.h"
 
@@ -122,6 +123,18 @@ static inline struct timespec deadline_after(int seconds) {
     }                                                                                          \
     pthread_mutex_unlock(&(w)->mu);                                                            \
   } while (0)
+
+/* Writes a policy file and returns its path (static storage). */
+static inline const char *write_policy(const char *text) {
+  static char path[64];
+  strcpy(path, "/tmp/messenger-test-policy-XXXXXX");
+  int fd = mkstemp(path);
+  CHECK(fd >= 0);
+  size_t len = strlen(text);
+  CHECK(write(fd, text, len) == (ssize_t)len);
+  CHECK(close(fd) == 0);
+  return path;
+}
 
 /* A tracker on a free loopback port; its address goes to `addr`. */
 static inline messenger_tracker *start_tracker(const char *policy_file, char *addr, size_t len) {

@@ -132,18 +132,6 @@ static messenger_result send_text(messenger_client *c, const char *group, const 
   return messenger_client_send(c, group, (const uint8_t *)text, strlen(text), NULL);
 }
 
-/* Writes a policy file and returns its path (static storage). */
-static const char *write_policy(const char *text) {
-  static char path[64];
-  strcpy(path, "/tmp/messenger-test-policy-XXXXXX");
-  int fd = mkstemp(path);
-  CHECK(fd >= 0);
-  size_t len = strlen(text);
-  CHECK(write(fd, text, len) == (ssize_t)len);
-  CHECK(close(fd) == 0);
-  return path;
-}
-
 static void a_group_the_new_tracker_refuses(void) {
   waiter w;
   waiter_init(&w);

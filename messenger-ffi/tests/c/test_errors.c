@@ -16,18 +16,6 @@ static messenger_client *connect_as(const char *tracker, const char *name) {
   return client;
 }
 
-/* Writes a policy file and returns its path (static storage). */
-static const char *write_policy(const char *text) {
-  static char path[64];
-  strcpy(path, "/tmp/messenger-test-policy-XXXXXX");
-  int fd = mkstemp(path);
-  CHECK(fd >= 0);
-  size_t len = strlen(text);
-  CHECK(write(fd, text, len) == (ssize_t)len);
-  CHECK(close(fd) == 0);
-  return path;
-}
-
 static void library_basics(void) {
   CHECK(strcmp(messenger_version(), "0.1.0") == 0);
   CHECK(strcmp(messenger_result_name(MESSENGER_OK), "MESSENGER_OK") == 0);

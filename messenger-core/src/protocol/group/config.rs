@@ -38,6 +38,12 @@ pub struct GroupConfig {
     pub suspect_timeout: Duration,
 }
 
+impl GroupConfig {
+    /// The largest window the bindings accept: every member may hold a window of messages
+    /// (up to `max_payload` bytes each) per sender, 78 MB per sender at this limit.
+    pub const MAX_WINDOW: u64 = 65_536;
+}
+
 impl Default for GroupConfig {
     fn default() -> Self {
         GroupConfig {

@@ -223,6 +223,27 @@ fn datagram(from: MemberId, frames: Vec<Frame>) -> Vec<u8> {
     .expect("encodes")
 }
 
+/// The last sequence number delivered of each origin.
+#[derive(Default)]
+struct Fifo(std::collections::HashMap<MemberId, SeqNo>);
+
+impl Fifo {
+    fn check(&mut self, ev: &Event) -> Result<(), TestCaseError> {
+        if let Event::Deliver(d) = ev {
+            if let Some(last) = self.0.insert(d.origin, d.seq) {
+                prop_assert!(
+                    d.seq > last,
+                    "{} delivered {:?} after {:?}",
+                    d.origin,
+                    d.seq,
+                    last
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
 fn check(order: Order, bursts: Vec<Vec<Frame>>) -> Result<(), TestCaseError> {
     let config = GroupConfig {
         window: WINDOW,
@@ -230,6 +251,8 @@ fn check(order: Order, bursts: Vec<Vec<Frame>>) -> Result<(), TestCaseError> {
     };
     let mut now = epoch();
     let mut g = Group::new(config, ME, view(order), now);
+    // Every sender's messages, the hostile one's included, are delivered in sequence order.
+    let mut fifo = Fifo::default();
     for frames in bursts {
         let _ = g.handle_datagram(now, addr(MALLORY), &datagram(MALLORY, frames));
         now += Duration::from_micros(300);
@@ -243,8 +266,10 @@ fn check(order: Order, bursts: Vec<Vec<Frame>>) -> Result<(), TestCaseError> {
         prop_assert!(sizes.pending_finals <= w, "{sizes:?}");
         prop_assert!(sizes.hold_back_per_origin <= w, "{sizes:?}");
         prop_assert!(sizes.send_buffer <= w, "{sizes:?}");
+        while let Some(ev) = g.poll_event() {
+            fifo.check(&ev)?;
+        }
     }
-    while g.poll_event().is_some() {}
     // The honest member's first message, with its final in total order, is still delivered.
     let mut frames = vec![Frame::Data(Data {
         seq: SeqNo(1),
@@ -262,6 +287,7 @@ fn check(order: Order, bursts: Vec<Vec<Frame>>) -> Result<(), TestCaseError> {
         .expect("honest datagram accepted");
     let mut delivered = false;
     while let Some(ev) = g.poll_event() {
+        fifo.check(&ev)?;
         if let Event::Deliver(d) = ev {
             delivered |= d.origin == HONEST && d.payload == Bytes::from_static(b"honest");
         }
@@ -298,6 +324,7 @@ fn check(order: Order, bursts: Vec<Vec<Frame>>) -> Result<(), TestCaseError> {
             g.handle_timeout(now);
             while g.poll_transmit().is_some() {}
             while let Some(ev) = g.poll_event() {
+                fifo.check(&ev)?;
                 if let Event::Deliver(d) = ev {
                     delivered |= d.origin == HONEST && d.payload == Bytes::from_static(b"honest");
                 }
@@ -323,4 +350,54 @@ proptest! {
     fn total_order_survives_any_frames_from_a_member(bursts in vec(vec(frame(), 1..6), 1..30)) {
         check(Order::Total, bursts)?;
     }
+}
+
+fn data(seq: u64) -> Frame {
+    Frame::Data(Data {
+        seq: SeqNo(seq),
+        view: ViewId(1),
+        stamp: 0,
+        payload: Bytes::new(),
+    })
+}
+
+fn final_at(seq: u64, counter: u128, member: MemberId) -> Frame {
+    Frame::Final(Final {
+        seq: SeqNo(seq),
+        priority: Priority::new(counter, member),
+    })
+}
+
+/// Regression (found by the property above): a hostile sender's final for message 2 arrives
+/// before message 1 and is below any proposal. Taken as it stood, it put message 2 at the head
+/// of the hold-back queue ahead of message 1, which was delivered after it (FIFO broken) or
+/// never (the honest message behind it stalled, even after the hostile member was removed).
+#[test]
+fn a_final_below_this_members_proposal_is_refused() {
+    let bursts = vec![vec![data(2)], vec![final_at(2, 0, ME)], vec![data(1)]];
+    check(Order::Total, bursts).unwrap();
+}
+
+/// Finals must grow along a sender's sequence: a final for message 1 above the final already
+/// taken for message 2 is refused.
+#[test]
+fn a_final_above_the_next_messages_final_is_refused() {
+    let above_next = vec![
+        vec![data(1), data(2)],
+        vec![final_at(2, 50, MALLORY)],
+        vec![final_at(1, 60, MALLORY)],
+    ];
+    check(Order::Total, above_next).unwrap();
+}
+
+/// A message's final is taken once: a second, different one (here below the first, which would
+/// move the message ahead of its predecessor) is ignored.
+#[test]
+fn a_second_final_for_a_message_is_ignored() {
+    let changed = vec![
+        vec![data(1), data(2)],
+        vec![final_at(2, 50, MALLORY)],
+        vec![final_at(2, 0, MALLORY)],
+    ];
+    check(Order::Total, changed).unwrap();
 }

@@ -14,6 +14,7 @@ use crate::protocol::types::{Content, MemberId, OrderKey, SeqNo};
 use crate::protocol::wire::{Ack, Data, Final, Frame, Nack, Order, Propose, Status};
 
 use super::timers::Timer;
+use super::total::final_fits;
 
 impl Group {
     /// [`Group::send`] once the message is accepted: numbers it, queues its data frame for
@@ -121,8 +122,16 @@ impl Group {
                 Order::Total => {
                     let own = self.counters.propose(self.me);
                     let pending = peer.stream.finals.pending.remove(&seq);
-                    let (priority, is_final) = match pending {
-                        Some(f) => (f, true),
+                    let fits = pending
+                        .filter(|&f| final_fits(&self.holdback, &peer.stream, from, seq, f, own));
+                    if pending.is_some() && fits.is_none() {
+                        self.stats.invalid_frames += 1;
+                    }
+                    let (priority, is_final) = match fits {
+                        Some(f) => {
+                            self.counters.observe_final(f);
+                            (f, true)
+                        }
                         None => (own, false),
                     };
                     self.holdback.insert(

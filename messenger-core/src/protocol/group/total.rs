@@ -4,10 +4,11 @@
 use std::time::Instant;
 
 use super::Group;
-use crate::protocol::isis::Queued;
+use crate::protocol::isis::{HoldBack, Queued};
 use crate::protocol::types::{Content, MemberId, OrderKey, Priority, SeqNo};
 use crate::protocol::wire::{Final, Frame, Order, Propose};
 
+use super::peer::Stream;
 use super::timers::Timer;
 
 impl Group {
@@ -93,12 +94,33 @@ impl Group {
         if !stream.rx.start_known() || f.seq <= stream.delivered {
             return;
         }
-        self.counters.observe_final(f.priority);
-        if self.holdback.finalize(from, f.seq, f.priority) {
-            stream.note_final_known(f.seq);
-        } else if f.seq.0 < stream.delivered.0.saturating_add(window).saturating_add(1) {
-            stream.finals.pending.insert(f.seq, f.priority);
-            stream.note_final_known(f.seq);
+        match self.holdback.get(from, f.seq) {
+            // A message's final is taken once: a repeat is a retransmission, and a different
+            // one comes from a faulty sender.
+            Some((_, queued)) if queued.is_final => {}
+            Some((key, _)) => {
+                if !final_fits(
+                    &self.holdback,
+                    stream,
+                    from,
+                    f.seq,
+                    f.priority,
+                    key.priority,
+                ) {
+                    self.stats.invalid_frames += 1;
+                    return;
+                }
+                self.counters.observe_final(f.priority);
+                self.holdback.finalize(from, f.seq, f.priority);
+                stream.note_final_known(f.seq);
+            }
+            None => {
+                // Checked by `final_fits` when the message reaches the hold-back queue.
+                if f.seq.0 < stream.delivered.0.saturating_add(window).saturating_add(1) {
+                    stream.finals.pending.entry(f.seq).or_insert(f.priority);
+                    stream.note_final_known(f.seq);
+                }
+            }
         }
     }
 
@@ -183,4 +205,44 @@ impl Group {
             self.queue(id, &f);
         }
     }
+}
+
+/// Whether `priority`, announced by `origin` as the final of its message `seq`, can be taken by
+/// this member, whose proposal for the message is `proposal` (for a final that arrived before
+/// its message: the proposal the member would make now).
+///
+/// An honest sender's final is the largest proposal, so never below this member's, and finals
+/// grow along a sender's sequence ([`crate::protocol::isis::final_priority`]), so it is neither
+/// below the final of the sender's previous message nor above that of its next. A final that
+/// breaks either rule comes from a faulty or hostile sender; taken, it would order the message
+/// before its predecessor and break FIFO (or stall the queue behind a message that can never be
+/// delivered). It is dropped instead: the message stays tentative and its proposal is repeated
+/// until a final that fits arrives or a failure resolution decides it.
+pub(super) fn final_fits(
+    holdback: &HoldBack,
+    stream: &Stream,
+    origin: MemberId,
+    seq: SeqNo,
+    priority: Priority,
+    proposal: Priority,
+) -> bool {
+    if priority < proposal {
+        return false;
+    }
+    let previous = match holdback.get(origin, seq.prev()) {
+        Some((key, queued)) => queued.is_final.then_some(key.priority),
+        None => stream
+            .finals
+            .retained
+            .back()
+            .filter(|(s, _)| *s == seq.prev())
+            .map(|&(_, p)| p),
+    };
+    if previous.is_some_and(|p| priority < p) {
+        return false;
+    }
+    let next = holdback
+        .get(origin, seq.next())
+        .and_then(|(key, queued)| queued.is_final.then_some(key.priority));
+    next.is_none_or(|p| priority <= p)
 }

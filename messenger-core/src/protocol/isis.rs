@@ -208,6 +208,11 @@ impl HoldBack {
         self.per_origin.values().copied().max().unwrap_or(0)
     }
 
+    /// The first message in order, final or not.
+    pub fn head(&self) -> Option<(&OrderKey, &Queued)> {
+        self.queue.first_key_value()
+    }
+
     /// Every queued message, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&OrderKey, &Queued)> {
         self.queue.iter()
@@ -303,6 +308,14 @@ impl Proposals {
             done.push((next, f));
         }
         done
+    }
+
+    /// The members whose proposals for `seq` are still missing.
+    pub fn awaiting(&self, seq: SeqNo) -> impl Iterator<Item = MemberId> + '_ {
+        self.pending
+            .get(&seq)
+            .into_iter()
+            .flat_map(|c| c.awaiting.iter().copied())
     }
 
     pub fn final_of(&self, seq: SeqNo) -> Option<Priority> {

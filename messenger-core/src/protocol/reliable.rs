@@ -45,7 +45,6 @@ impl SendBuffer {
         self.msgs.push_back(sent);
     }
 
-    #[cfg(test)]
     pub fn get(&self, seq: SeqNo) -> Option<&Sent> {
         let index = seq.0.checked_sub(self.base.0)?;
         self.msgs.get(usize::try_from(index).ok()?)

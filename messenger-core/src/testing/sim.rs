@@ -210,6 +210,8 @@ pub struct Simulation {
     quiet_since: Instant,
     steps: u64,
     next_id: u64,
+    /// Members removed on the others' suspicion while neither silenced nor crashed.
+    honest_removed: Vec<MemberId>,
 }
 
 impl Simulation {
@@ -238,6 +240,7 @@ impl Simulation {
             order: 0,
             quiet_since: start,
             steps: 0,
+            honest_removed: Vec::new(),
             next_id: 0,
             config,
         };
@@ -754,6 +757,10 @@ impl Simulation {
         if reporters.len() >= needed {
             self.tracker.suspects.remove(&suspect);
             if let Some(i) = self.nodes.iter().position(|n| n.id == suspect) {
+                let node = &self.nodes[i];
+                if !node.silenced && node.state != NodeState::Crashed {
+                    self.honest_removed.push(suspect);
+                }
                 self.remove_member(i, true);
             }
         }
@@ -823,6 +830,18 @@ impl Simulation {
                  ({})",
                 report.finished_at,
                 self.describe_missing()
+            ));
+        }
+        // Only a silenced or crashed member is removed on suspicion, unless a partition lasted
+        // long enough to make members silent to each other.
+        let long_partition = self.config.actions.iter().any(|a| {
+            matches!(a, Action::Partition { duration, .. }
+                if *duration >= self.config.group.suspect_timeout)
+        });
+        if !self.honest_removed.is_empty() && !long_partition {
+            return Err(format!(
+                "seed {seed}: {:?} reported and removed while neither silenced nor crashed",
+                self.honest_removed
             ));
         }
         // No stall: done within one failure timeout after the last disturbance.

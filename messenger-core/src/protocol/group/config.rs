@@ -32,9 +32,12 @@ pub struct GroupConfig {
     pub status_interval: Duration,
     /// Departed members whose resolved streams are remembered (for later resolution rounds).
     pub max_departed: usize,
-    /// A peer heard from for this long on the data plane, while others are heard, is reported
+    /// A peer not heard from for this long on the data plane, while others are heard, is reported
     /// ([`Event::Suspect`]): it may answer the tracker's heartbeats and still hold the group up
     /// (a UDP firewall, a partition between members, a hostile member that sends nothing).
+    /// A peer that talks but does not acknowledge or propose for our messages is reported
+    /// after twice this, one whose message waits for its final at the head of the total-order
+    /// queue after four times this (see [`Event::Suspect`]).
     pub suspect_timeout: Duration,
 }
 

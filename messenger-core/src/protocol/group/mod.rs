@@ -87,10 +87,13 @@ pub enum Event {
     Writable,
     /// This member is not in the group's view any more; the group does nothing further.
     Removed,
-    /// Nothing has been heard from `member` for [`GroupConfig::suspect_timeout`] while other
-    /// members were heard (or it is the only other member). The runtime reports it to the
-    /// tracker, which removes it once enough members agree. Repeated every timeout while the
-    /// silence lasts.
+    /// `member` holds the group up. Either nothing has been heard from it for
+    /// [`GroupConfig::suspect_timeout`] while other members were heard (or it is the only other
+    /// member), or it talks but does not do its part: it has not acknowledged a message of ours
+    /// or proposed for one for twice the timeout, or (total order) its message has waited at
+    /// the head of the hold-back queue for a final for four times the timeout. The runtime
+    /// reports it to the tracker, which removes it once enough members agree. Repeated every
+    /// timeout while the condition lasts.
     Suspect { member: MemberId },
 }
 
@@ -190,6 +193,9 @@ pub struct Group {
     counters: Counters,
     holdback: HoldBack,
     delivered_max: Option<OrderKey>,
+    /// Total order: the tentative head of the hold-back queue and when it was first seen
+    /// there (a head that stays tentative holds up every member's delivery).
+    head_watch: Option<(OrderKey, Instant)>,
     /// Our own messages delivered here, up to this one.
     own_delivered: SeqNo,
     resolution: Resolution,
@@ -225,6 +231,7 @@ impl Group {
             counters: Counters::default(),
             holdback: HoldBack::new(),
             delivered_max: None,
+            head_watch: None,
             own_delivered: SeqNo::ZERO,
             resolution,
             outbox: Outbox::default(),
@@ -491,6 +498,7 @@ impl Group {
                     ack_due: false,
                     last_heard: now,
                     suspected_at: None,
+                    stall_reported_at: None,
                     resend_credit: self.resend_cap(),
                 },
             );

@@ -121,6 +121,9 @@ pub(super) struct Peer {
     pub(super) last_heard: Instant,
     /// When it was last reported silent.
     pub(super) suspected_at: Option<Instant>,
+    /// When it was last reported for holding the group up while talking (not reset by
+    /// hearing from it, unlike `suspected_at`).
+    pub(super) stall_reported_at: Option<Instant>,
     /// Bytes this member may still send the peer again (retransmissions, relays): earned by
     /// what we first sent it and three times what it sent us, at most
     /// `Group::resend_cap`. A peer cannot make us send more than that on its request.

@@ -80,7 +80,8 @@ impl Group {
     }
 
     /// Reports peers silent for the suspect timeout, unless every peer is silent (then this
-    /// member is more likely the one cut off, and the tracker's heartbeats decide).
+    /// member is more likely the one cut off, and the tracker's heartbeats decide); then
+    /// [`Group::detect_stalls`].
     pub(super) fn detect_silence(&mut self, now: Instant) {
         let timeout = self.config.suspect_timeout;
         let silent = |p: &Peer| now.saturating_duration_since(p.last_heard) >= timeout;
@@ -94,6 +95,75 @@ impl Group {
                 .is_none_or(|t| now.saturating_duration_since(t) >= timeout);
             if silent(peer) && due {
                 peer.suspected_at = Some(now);
+                self.events.push_back(Event::Suspect { member: id });
+            }
+        }
+        self.detect_stalls(now);
+    }
+
+    /// Reports peers that talk (so are never silent) but hold the group up:
+    ///
+    /// - a peer that has not acknowledged our oldest message it lacks for twice the suspect
+    ///   timeout (our window, counted from its acknowledgements, would fill and stay full);
+    /// - total order: a peer whose proposal for our message at the head of the hold-back queue
+    ///   is still missing after twice the timeout;
+    /// - total order: the sender of a message that has waited at the head of the queue for its
+    ///   final for four times the timeout (no final, or none that fits: `total::final_fits`).
+    ///
+    /// An honest member does each of these within a few round trips. The last rule waits
+    /// longer so that when the sender itself waits for a member of the first two kinds, that
+    /// member is reported and removed first and the sender's finals follow.
+    fn detect_stalls(&mut self, now: Instant) {
+        let timeout = self.config.suspect_timeout;
+        let own_limit = timeout.saturating_mul(2);
+        let mut stalled: Vec<MemberId> = Vec::new();
+        for (&id, peer) in &self.peers {
+            if !peer.is_behind(self.last_seq) {
+                continue;
+            }
+            let oldest = peer.acked_received.next().max(peer.start_for);
+            if self
+                .send_buf
+                .get(oldest)
+                .is_some_and(|sent| now.saturating_duration_since(sent.at) >= own_limit)
+            {
+                stalled.push(id);
+            }
+        }
+        if self.view.order == Order::Total {
+            match self.holdback.head() {
+                Some((key, queued)) if !queued.is_final => {
+                    let key = *key;
+                    let since = match self.head_watch {
+                        Some((watched, since)) if watched == key => since,
+                        _ => {
+                            self.head_watch = Some((key, now));
+                            now
+                        }
+                    };
+                    let waited = now.saturating_duration_since(since);
+                    if key.origin == self.me {
+                        if waited >= own_limit {
+                            stalled.extend(self.proposals.awaiting(key.seq));
+                        }
+                    } else if waited >= timeout.saturating_mul(4) {
+                        stalled.push(key.origin);
+                    }
+                }
+                _ => self.head_watch = None,
+            }
+        }
+        stalled.sort_unstable();
+        stalled.dedup();
+        for id in stalled {
+            let Some(peer) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            let due = peer
+                .stall_reported_at
+                .is_none_or(|t| now.saturating_duration_since(t) >= timeout);
+            if due {
+                peer.stall_reported_at = Some(now);
                 self.events.push_back(Event::Suspect { member: id });
             }
         }

@@ -29,7 +29,8 @@ use crate::protocol::decision::{
 };
 use crate::protocol::types::{Content, MemberId, SeqNo, ViewId};
 use crate::protocol::wire::{
-    self, FlushAck, FlushDecision, FlushFetch, FlushRelay, FlushReport, Frame,
+    self, Frame, ResolutionAck, ResolutionDecision, ResolutionFetch, ResolutionRelay,
+    ResolutionReport,
 };
 
 /// What the group does after an input of the round.
@@ -82,7 +83,7 @@ pub(crate) struct Resolution {
     /// The decision of the last round this member coordinated to the end (every member
     /// acknowledged it): a late or repeated report for that round gets it again instead of
     /// starting a round that nobody would join.
-    finished: Option<FlushDecision>,
+    finished: Option<ResolutionDecision>,
     /// Frames for the group to send, in order.
     frames: VecDeque<(MemberId, Frame)>,
 }
@@ -97,15 +98,15 @@ struct Round {
     others: Vec<MemberId>,
     applied: bool,
     /// The decision being applied (member) or announced (coordinator).
-    decision: Option<FlushDecision>,
+    decision: Option<ResolutionDecision>,
     /// When this member last sent something of the round; it repeats `interval` later.
     last_sent: Instant,
     /// Member only: the parts of the decision received so far.
-    decision_parts: Parts<FlushDecision>,
+    decision_parts: Parts<ResolutionDecision>,
     // Coordinator only.
-    reports: BTreeMap<MemberId, FlushReport>,
+    reports: BTreeMap<MemberId, ResolutionReport>,
     /// Reports still arriving in parts.
-    report_parts: BTreeMap<MemberId, Parts<FlushReport>>,
+    report_parts: BTreeMap<MemberId, Parts<ResolutionReport>>,
     /// Content of the decided messages, kept to relay to members that lack it (the
     /// coordinator may deliver its own copies before they ask).
     relay: BTreeMap<(MemberId, SeqNo), Content>,
@@ -153,7 +154,7 @@ impl Resolution {
     }
 
     /// The current round's decision, once known whole.
-    pub(crate) fn decision(&self) -> Option<&FlushDecision> {
+    pub(crate) fn decision(&self) -> Option<&ResolutionDecision> {
         self.round.as_ref()?.decision.as_ref()
     }
 
@@ -210,7 +211,7 @@ impl Resolution {
         now: Instant,
         id: ViewId,
         members: &[MemberId],
-        report: FlushReport,
+        report: ResolutionReport,
     ) {
         let me = self.me;
         let coordinator = members.iter().copied().min().unwrap_or(me);
@@ -244,7 +245,7 @@ impl Resolution {
 
     /// A report (or a part of one) from `from` for the current round. The group checked that
     /// it is for the current view and started the round if [`Resolution::wants_round`].
-    pub(crate) fn handle_report(&mut self, from: MemberId, report: FlushReport) -> Step {
+    pub(crate) fn handle_report(&mut self, from: MemberId, report: ResolutionReport) -> Step {
         let me = self.me;
         let Some(round) = self.round.as_mut().filter(|r| r.id == report.round) else {
             if let Some(decision) = self.finished.as_ref().filter(|d| d.round == report.round) {
@@ -284,7 +285,7 @@ impl Resolution {
     }
 
     /// A decision (or a part of one) from `from`.
-    pub(crate) fn handle_decision(&mut self, from: MemberId, decision: FlushDecision) -> Step {
+    pub(crate) fn handle_decision(&mut self, from: MemberId, decision: ResolutionDecision) -> Step {
         let me = self.me;
         let Some(round) = self.round.as_mut() else {
             return Step::Nothing;
@@ -294,7 +295,7 @@ impl Resolution {
         }
         if round.applied {
             // Our acknowledgement was lost.
-            let ack = Frame::FlushAck(FlushAck {
+            let ack = Frame::ResolutionAck(ResolutionAck {
                 round: decision.round,
             });
             self.frames.push_back((from, ack));
@@ -316,7 +317,7 @@ impl Resolution {
     /// the digest it names: what relays can add is bounded by the decision (not by how far the
     /// departed stream ran ahead of what this member delivered), and a member cannot
     /// substitute content.
-    pub(crate) fn handle_relay(&mut self, relay: FlushRelay) -> Relayed {
+    pub(crate) fn handle_relay(&mut self, relay: ResolutionRelay) -> Relayed {
         let me = self.me;
         let Some(round) = self.round.as_mut() else {
             return Relayed::Invalid;
@@ -353,7 +354,7 @@ impl Resolution {
     }
 
     /// A member applied the decision of round `ack.round`.
-    pub(crate) fn handle_ack(&mut self, from: MemberId, ack: FlushAck) {
+    pub(crate) fn handle_ack(&mut self, from: MemberId, ack: ResolutionAck) {
         let me = self.me;
         let Some(round) = self.round.as_mut() else {
             return;
@@ -421,7 +422,7 @@ impl Resolution {
         if round.decision.is_none() && round.coordinator == me {
             let everyone = std::iter::once(&me).chain(&round.others);
             if everyone.clone().all(|m| round.reports.contains_key(m)) {
-                let reports: Vec<(MemberId, FlushReport)> =
+                let reports: Vec<(MemberId, ResolutionReport)> =
                     round.reports.iter().map(|(m, r)| (*m, r.clone())).collect();
                 round.decision = Some(decide(round.id, &reports));
             }
@@ -453,7 +454,7 @@ impl Resolution {
         };
         round.applied = true;
         if round.coordinator != me {
-            let ack = Frame::FlushAck(FlushAck { round: round.id });
+            let ack = Frame::ResolutionAck(ResolutionAck { round: round.id });
             self.frames.push_back((round.coordinator, ack));
         }
     }
@@ -497,7 +498,7 @@ impl Resolution {
         }
         let id = round.id;
         for ((to, origin), seqs) in asks {
-            let fetch = Frame::FlushFetch(FlushFetch {
+            let fetch = Frame::ResolutionFetch(ResolutionFetch {
                 round: id,
                 origin,
                 seqs,
@@ -507,7 +508,7 @@ impl Resolution {
     }
 
     /// Member: sends its report for the current round again.
-    pub(crate) fn send_report(&mut self, report: &FlushReport) {
+    pub(crate) fn send_report(&mut self, report: &ResolutionReport) {
         if let Some(round) = &self.round {
             queue_report(&mut self.frames, round.coordinator, report);
         }
@@ -515,26 +516,26 @@ impl Resolution {
 }
 
 /// A report in as many parts as it takes.
-fn queue_report(frames: &mut VecDeque<(MemberId, Frame)>, to: MemberId, report: &FlushReport) {
+fn queue_report(frames: &mut VecDeque<(MemberId, Frame)>, to: MemberId, report: &ResolutionReport) {
     for part in split_report(report) {
-        frames.push_back((to, Frame::FlushReport(Box::new(part))));
+        frames.push_back((to, Frame::ResolutionReport(Box::new(part))));
     }
 }
 
 /// The coordinator's call to report: the first part of its own report is enough.
-fn queue_call(frames: &mut VecDeque<(MemberId, Frame)>, to: MemberId, report: &FlushReport) {
+fn queue_call(frames: &mut VecDeque<(MemberId, Frame)>, to: MemberId, report: &ResolutionReport) {
     if let Some(part) = split_report(report).into_iter().next() {
-        frames.push_back((to, Frame::FlushReport(Box::new(part))));
+        frames.push_back((to, Frame::ResolutionReport(Box::new(part))));
     }
 }
 
 fn queue_decision(
     frames: &mut VecDeque<(MemberId, Frame)>,
     to: MemberId,
-    decision: &FlushDecision,
+    decision: &ResolutionDecision,
 ) {
     for part in split_decision(decision) {
-        frames.push_back((to, Frame::FlushDecision(part)));
+        frames.push_back((to, Frame::ResolutionDecision(part)));
     }
 }
 
@@ -567,8 +568,8 @@ mod tests {
     }
 
     /// A report of departed member X's stream: `held` messages with content, each proposed.
-    fn report(by: u64, held: &[u64]) -> FlushReport {
-        FlushReport {
+    fn report(by: u64, held: &[u64]) -> ResolutionReport {
+        ResolutionReport {
             round: ROUND,
             joined: ViewId(1),
             delivered_max: None,
@@ -599,10 +600,10 @@ mod tests {
             .iter()
             .map(|(to, f)| {
                 let kind = match f {
-                    Frame::FlushReport(_) => "report",
-                    Frame::FlushFetch(_) => "fetch",
-                    Frame::FlushDecision(_) => "decision",
-                    Frame::FlushAck(_) => "ack",
+                    Frame::ResolutionReport(_) => "report",
+                    Frame::ResolutionFetch(_) => "fetch",
+                    Frame::ResolutionDecision(_) => "decision",
+                    Frame::ResolutionAck(_) => "ack",
                     _ => "other",
                 };
                 (to.0, kind)
@@ -662,10 +663,10 @@ mod tests {
         );
         assert!(!r.is_pausing() && !r.decide_if_ready());
 
-        r.handle_ack(MemberId(2), FlushAck { round: ViewId(4) });
-        r.handle_ack(MemberId(2), FlushAck { round: ROUND });
+        r.handle_ack(MemberId(2), ResolutionAck { round: ViewId(4) });
+        r.handle_ack(MemberId(2), ResolutionAck { round: ROUND });
         assert_eq!(r.round(), Some(ROUND), "member 3 has not acknowledged");
-        r.handle_ack(MemberId(3), FlushAck { round: ROUND });
+        r.handle_ack(MemberId(3), ResolutionAck { round: ROUND });
         assert_eq!(r.round(), None);
         assert!(!r.is_active());
 
@@ -675,7 +676,7 @@ mod tests {
         assert_eq!(r.handle_report(MemberId(3), report(3, &[])), Step::Nothing);
         let frames = drain(&mut r);
         assert_eq!(kinds(&frames), vec![(3, "decision")]);
-        assert!(matches!(&frames[0].1, Frame::FlushDecision(d) if *d == decision));
+        assert!(matches!(&frames[0].1, Frame::ResolutionDecision(d) if *d == decision));
     }
 
     #[test]
@@ -688,7 +689,7 @@ mod tests {
         r.fetch(t0(), vec![(X, SeqNo(2))]);
         let frames = drain(&mut r);
         assert_eq!(kinds(&frames), vec![(3, "fetch")]);
-        let Frame::FlushFetch(fetch) = &frames[0].1 else {
+        let Frame::ResolutionFetch(fetch) = &frames[0].1 else {
             unreachable!()
         };
         assert_eq!(
@@ -696,7 +697,7 @@ mod tests {
             (ROUND, X, &[SeqNo(2)][..])
         );
         // The content arrives: gathered, if it is what the decision names.
-        let mut relay = FlushRelay {
+        let mut relay = ResolutionRelay {
             origin: X,
             seq: SeqNo(2),
             view: ViewId(1),
@@ -742,7 +743,7 @@ mod tests {
         assert_eq!(r.decision(), Some(&decision));
 
         // Relays: only what the decision names, with its content, kept with the stream.
-        let relay = |seq: u64| FlushRelay {
+        let relay = |seq: u64| ResolutionRelay {
             origin: X,
             seq: SeqNo(seq),
             view: ViewId(1),
@@ -822,7 +823,7 @@ mod tests {
         c.announce(t0() + ms(20), BTreeMap::new());
         c.mark_applied();
         drain(&mut c);
-        c.handle_ack(MemberId(3), FlushAck { round: ROUND });
+        c.handle_ack(MemberId(3), ResolutionAck { round: ROUND });
         assert_eq!(c.handle_timeout(t0() + ms(30)), None);
         assert_eq!(
             kinds(&drain(&mut c)),

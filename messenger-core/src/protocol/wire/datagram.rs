@@ -39,15 +39,15 @@ pub enum Frame {
     Final(Final),
     /// Failure resolution: a survivor's report to the coordinator (boxed: rare and large, it
     /// would otherwise make every frame of the data path larger).
-    FlushReport(Box<FlushReport>),
+    ResolutionReport(Box<ResolutionReport>),
     /// Failure resolution: please relay the content of these messages of a departed member.
-    FlushFetch(FlushFetch),
+    ResolutionFetch(ResolutionFetch),
     /// Failure resolution: the content of one message of a departed member.
-    FlushRelay(FlushRelay),
+    ResolutionRelay(ResolutionRelay),
     /// Failure resolution: the coordinator's decision.
-    FlushDecision(FlushDecision),
+    ResolutionDecision(ResolutionDecision),
     /// Failure resolution: the decision of `round` has been applied.
-    FlushAck(FlushAck),
+    ResolutionAck(ResolutionAck),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,7 +166,7 @@ pub struct StreamReport {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FlushReport {
+pub struct ResolutionReport {
     /// The view in which the report is made.
     pub round: ViewId,
     /// The view in which the reporting member joined (it delivers only messages sent in views
@@ -193,14 +193,14 @@ impl Part {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FlushFetch {
+pub struct ResolutionFetch {
     pub round: ViewId,
     pub origin: MemberId,
     pub seqs: Vec<SeqNo>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FlushRelay {
+pub struct ResolutionRelay {
     pub origin: MemberId,
     pub seq: SeqNo,
     pub view: ViewId,
@@ -228,7 +228,7 @@ pub struct Decided {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FlushDecision {
+pub struct ResolutionDecision {
     pub round: ViewId,
     pub streams: Vec<StreamDecision>,
     /// Which part of the whole decision this frame carries (a stream's decided messages may
@@ -237,7 +237,7 @@ pub struct FlushDecision {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FlushAck {
+pub struct ResolutionAck {
     pub round: ViewId,
 }
 
@@ -309,11 +309,11 @@ enum FrameIn<'a> {
     Nack(Nack),
     Propose(Propose),
     Final(Final),
-    FlushReport(Box<FlushReport>),
-    FlushFetch(FlushFetch),
-    FlushRelay(#[serde(borrow)] FlushRelayIn<'a>),
-    FlushDecision(FlushDecision),
-    FlushAck(FlushAck),
+    ResolutionReport(Box<ResolutionReport>),
+    ResolutionFetch(ResolutionFetch),
+    ResolutionRelay(#[serde(borrow)] ResolutionRelayIn<'a>),
+    ResolutionDecision(ResolutionDecision),
+    ResolutionAck(ResolutionAck),
 }
 
 #[derive(Deserialize)]
@@ -325,7 +325,7 @@ struct DataIn<'a> {
 }
 
 #[derive(Deserialize)]
-struct FlushRelayIn<'a> {
+struct ResolutionRelayIn<'a> {
     origin: MemberId,
     seq: SeqNo,
     view: ViewId,
@@ -347,17 +347,17 @@ impl FrameIn<'_> {
             FrameIn::Nack(f) => Frame::Nack(f),
             FrameIn::Propose(f) => Frame::Propose(f),
             FrameIn::Final(f) => Frame::Final(f),
-            FrameIn::FlushReport(f) => Frame::FlushReport(f),
-            FrameIn::FlushFetch(f) => Frame::FlushFetch(f),
-            FrameIn::FlushRelay(r) => Frame::FlushRelay(FlushRelay {
+            FrameIn::ResolutionReport(f) => Frame::ResolutionReport(f),
+            FrameIn::ResolutionFetch(f) => Frame::ResolutionFetch(f),
+            FrameIn::ResolutionRelay(r) => Frame::ResolutionRelay(ResolutionRelay {
                 origin: r.origin,
                 seq: r.seq,
                 view: r.view,
                 stamp: r.stamp,
                 payload: buffer.slice_ref(r.payload),
             }),
-            FrameIn::FlushDecision(f) => Frame::FlushDecision(f),
-            FrameIn::FlushAck(f) => Frame::FlushAck(f),
+            FrameIn::ResolutionDecision(f) => Frame::ResolutionDecision(f),
+            FrameIn::ResolutionAck(f) => Frame::ResolutionAck(f),
         }
     }
 }
@@ -395,8 +395,8 @@ pub fn decode_header(bytes: &[u8]) -> Result<(Header, &[u8]), WireError> {
 
 /// Bundles frames for one destination into datagrams of at most `budget` bytes.
 ///
-/// A frame that alone exceeds the budget (a large flush report, say) travels in a datagram of
-/// its own, up to [`MAX_DATAGRAM`].
+/// A frame that alone exceeds the budget (a large resolution report, say) travels in a datagram
+/// of its own, up to [`MAX_DATAGRAM`].
 #[derive(Debug)]
 pub struct DatagramBuilder {
     header_bytes: Vec<u8>,

@@ -9,8 +9,9 @@
 //!
 //! - [`protocol`]: the sans-IO core. State machines with `handle_*` inputs and `poll_*`
 //!   outputs; time is an argument; no sockets, no tokio, no clock. `protocol::wire` is the
-//!   codec (datagrams and control frames, versioned, bounded, bundled); `protocol::group` is one
-//!   group at one member, one concern per file: `group/data.rs` (send, receive, FIFO delivery),
+//!   codec (versioned, bounded, bundled): `wire/datagram.rs` for the data plane and
+//!   `wire/control.rs` for the tracker's frames; `protocol::group` is one group at one member,
+//!   one concern per file: `group/data.rs` (send, receive, FIFO delivery),
 //!   `total.rs` (ISIS proposals and finals), `repair.rs`, `outbox.rs` (bundling), `peer.rs`,
 //!   `departed.rs`, `timers.rs`, and `resolution.rs`, failure resolution as its own state
 //!   machine, deciding with the rule in `protocol/decision.rs`; `fifo.rs`, `reliable.rs` and

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use messenger_core::protocol::wire::{
-    Data, Datagram, Final, FlushDecision, FlushRelay, FlushReport, Frame, Header, Nack, Part,
-    Propose, Status, StreamDecision,
+    Data, Datagram, Final, Frame, Header, Nack, Part, Propose, ResolutionDecision, ResolutionRelay,
+    ResolutionReport, Status, StreamDecision,
 };
 use messenger_core::protocol::{
     DropReason, Event, Group, GroupConfig, GroupId, MemberId, Order, Priority, SeqNo, View, ViewId,
@@ -265,21 +265,21 @@ fn bogus_protocol_frames_from_a_member_do_no_harm() {
             counter: 3,
         }),
         // Failure-resolution frames out of any round, from a member that is not coordinator.
-        Frame::FlushReport(Box::new(FlushReport {
+        Frame::ResolutionReport(Box::new(ResolutionReport {
             round: ViewId(77),
             joined: ViewId(1),
             delivered_max: None,
             streams: vec![],
             part: Part::WHOLE,
         })),
-        Frame::FlushRelay(FlushRelay {
+        Frame::ResolutionRelay(ResolutionRelay {
             origin: HONEST,
             seq: SeqNo(1),
             view: ViewId(1),
             stamp: 0,
             payload: Bytes::from_static(b"forged"),
         }),
-        Frame::FlushDecision(FlushDecision {
+        Frame::ResolutionDecision(ResolutionDecision {
             round: ViewId(1),
             streams: vec![StreamDecision {
                 origin: HONEST,

@@ -13,9 +13,9 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 
 use messenger_core::protocol::wire::{
-    Ack, ContentDigest, Data, Datagram, Decided, EntryState, Final, FlushAck, FlushDecision,
-    FlushFetch, FlushRelay, FlushReport, Frame, Header, Nack, Part, Propose, ReportEntry, Status,
-    StreamAck, StreamDecision, StreamReport,
+    Ack, ContentDigest, Data, Datagram, Decided, EntryState, Final, Frame, Header, Nack, Part,
+    Propose, ReportEntry, ResolutionAck, ResolutionDecision, ResolutionFetch, ResolutionRelay,
+    ResolutionReport, Status, StreamAck, StreamDecision, StreamReport,
 };
 use messenger_core::protocol::{
     Event, Group, GroupConfig, GroupId, MemberId, Order, Priority, SeqNo, View, ViewId, ViewMember,
@@ -152,7 +152,7 @@ fn frame() -> impl Strategy<Value = Frame> {
             part()
         )
             .prop_map(|(round, max, origin, entries, part)| {
-                Frame::FlushReport(Box::new(FlushReport {
+                Frame::ResolutionReport(Box::new(ResolutionReport {
                     round,
                     joined: ViewId(1),
                     delivered_max: max.map(|(priority, origin, seq)| {
@@ -172,14 +172,14 @@ fn frame() -> impl Strategy<Value = Frame> {
                 }))
             }),
         (round(), member(), vec(seq(), 0..8)).prop_map(|(round, origin, seqs)| {
-            Frame::FlushFetch(FlushFetch {
+            Frame::ResolutionFetch(ResolutionFetch {
                 round,
                 origin,
                 seqs,
             })
         }),
         (member(), seq(), payload()).prop_map(|(origin, seq, payload)| {
-            Frame::FlushRelay(FlushRelay {
+            Frame::ResolutionRelay(ResolutionRelay {
                 origin,
                 seq,
                 view: ViewId(1),
@@ -188,7 +188,7 @@ fn frame() -> impl Strategy<Value = Frame> {
             })
         }),
         (round(), member(), seq(), vec(priority(), 0..4), part()).prop_map(
-            |(round, origin, first, prios, part)| Frame::FlushDecision(FlushDecision {
+            |(round, origin, first, prios, part)| Frame::ResolutionDecision(ResolutionDecision {
                 round,
                 streams: vec![StreamDecision {
                     origin,
@@ -205,7 +205,7 @@ fn frame() -> impl Strategy<Value = Frame> {
                 part,
             })
         ),
-        round().prop_map(|round| Frame::FlushAck(FlushAck { round })),
+        round().prop_map(|round| Frame::ResolutionAck(ResolutionAck { round })),
     ]
 }
 
@@ -302,7 +302,7 @@ fn check(order: Order, bursts: Vec<Vec<Frame>>) -> Result<(), TestCaseError> {
         g.apply_view(now, v);
         // This member coordinates the resolution (lowest id); the honest member reports that
         // it holds nothing of the hostile member's.
-        let report = Frame::FlushReport(Box::new(FlushReport {
+        let report = Frame::ResolutionReport(Box::new(ResolutionReport {
             round: ViewId(2),
             joined: ViewId(1),
             delivered_max: None,

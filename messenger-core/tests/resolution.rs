@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use messenger_core::protocol::wire::{
-    content_digest, Data, Datagram, Decided, Final, FlushDecision, FlushRelay, Frame, Header, Part,
-    StreamDecision,
+    content_digest, Data, Datagram, Decided, Final, Frame, Header, Part, ResolutionDecision,
+    ResolutionRelay, StreamDecision,
 };
 use messenger_core::protocol::{
     Event, Group, GroupConfig, GroupId, MemberId, Order, Priority, SeqNo, View, ViewId, ViewMember,
@@ -222,7 +222,7 @@ fn relays_are_taken_for_what_the_decision_names_and_nothing_else() {
             digest: content_digest(ViewId(1), seq, &content(seq)),
         })
         .collect();
-    let decision = FlushDecision {
+    let decision = ResolutionDecision {
         round: ViewId(2),
         streams: vec![StreamDecision {
             origin: x,
@@ -232,7 +232,7 @@ fn relays_are_taken_for_what_the_decision_names_and_nothing_else() {
         part: Part::WHOLE,
     };
     let relay = |seq: u64, payload: Bytes| {
-        Frame::FlushRelay(FlushRelay {
+        Frame::ResolutionRelay(ResolutionRelay {
             origin: x,
             seq: SeqNo(seq),
             view: ViewId(1),
@@ -243,7 +243,7 @@ fn relays_are_taken_for_what_the_decision_names_and_nothing_else() {
     g.handle_datagram(
         now,
         addr(a),
-        &datagram(a, me, 2, vec![Frame::FlushDecision(decision)]),
+        &datagram(a, me, 2, vec![Frame::ResolutionDecision(decision)]),
     )
     .expect("accepted");
     // A substituted copy, and a copy of a message the decision does not name, are refused.

@@ -39,8 +39,8 @@ use std::collections::{BTreeSet, HashSet};
 
 use messenger_core::protocol::decision::decide;
 use messenger_core::protocol::wire::{
-    ContentDigest, EntryState, FlushDecision, FlushReport, Part, ReportEntry, StreamDecision,
-    StreamReport,
+    ContentDigest, EntryState, Part, ReportEntry, ResolutionDecision, ResolutionReport,
+    StreamDecision, StreamReport,
 };
 use messenger_core::protocol::{MemberId, OrderKey, Priority, SeqNo, ViewId};
 use messenger_core::testing::rng::Rng;
@@ -88,8 +88,8 @@ fn wire_report(
     joined: u8,
     delivered_max: Option<Key>,
     streams: Vec<StreamReport>,
-) -> FlushReport {
-    FlushReport {
+) -> ResolutionReport {
+    ResolutionReport {
         round: ViewId(round),
         joined: ViewId(u64::from(joined)),
         delivered_max: delivered_max.map(wire_key),
@@ -734,11 +734,11 @@ struct Counts {
 }
 
 /// The reports of every survivor, as the coordinator would hold them.
-fn reports_of(st: &St) -> Vec<(MemberId, FlushReport)> {
+fn reports_of(st: &St) -> Vec<(MemberId, ResolutionReport)> {
     reports_of_round(st, ROUND)
 }
 
-fn reports_of_round(st: &St, round: u64) -> Vec<(MemberId, FlushReport)> {
+fn reports_of_round(st: &St, round: u64) -> Vec<(MemberId, ResolutionReport)> {
     st.members()
         .map(|i| {
             let r = st.mem[i].report.as_ref().expect("installed");
@@ -774,7 +774,7 @@ struct Outcome {
     finals: Vec<Pr>,
 }
 
-fn outcome_of(d: &FlushDecision) -> Result<Outcome, String> {
+fn outcome_of(d: &ResolutionDecision) -> Result<Outcome, String> {
     let streams: Vec<&StreamDecision> = d
         .streams
         .iter()

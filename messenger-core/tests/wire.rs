@@ -14,12 +14,12 @@ use proptest::sample::Index;
 use messenger_core::protocol::types::{GroupId, MemberId, OrderKey, Priority, SeqNo, ViewId};
 use messenger_core::protocol::wire::{
     decode_address_probe, encode_address_probe, encode_control, Ack, ClientFrame, ContentDigest,
-    Data, Datagram, DatagramBuilder, Decided, EntryState, ErrorCode, Final, FlushAck,
-    FlushDecision, FlushFetch, FlushRelay, FlushReport, Frame, FrameDecoder, GroupInfo, Header,
-    Hello, MetricsReport, Nack, Order, Part, Password, Propose, Reply, ReportEntry, Request,
-    ServerFrame, Status, StreamAck, StreamDecision, StreamReport, TrackerStats, View, ViewDelta,
-    ViewMember, WireError, CONTROL_VERSION, COOKIE_LEN, MAGIC, MAX_CONTROL_FRAME, MAX_DATAGRAM,
-    VERSION,
+    Data, Datagram, DatagramBuilder, Decided, EntryState, ErrorCode, Final, Frame, FrameDecoder,
+    GroupInfo, Header, Hello, MetricsReport, Nack, Order, Part, Password, Propose, Reply,
+    ReportEntry, Request, ResolutionAck, ResolutionDecision, ResolutionFetch, ResolutionRelay,
+    ResolutionReport, ServerFrame, Status, StreamAck, StreamDecision, StreamReport, TrackerStats,
+    View, ViewDelta, ViewMember, WireError, CONTROL_VERSION, COOKIE_LEN, MAGIC, MAX_CONTROL_FRAME,
+    MAX_DATAGRAM, VERSION,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -190,14 +190,14 @@ fn stream_report() -> impl Strategy<Value = StreamReport> {
         })
 }
 
-fn flush_report() -> impl Strategy<Value = FlushReport> {
+fn resolution_report() -> impl Strategy<Value = ResolutionReport> {
     (
         view_id(),
         view_id(),
         proptest::option::of(order_key()),
         vec(stream_report(), 0..4),
     )
-        .prop_map(|(round, joined, delivered_max, streams)| FlushReport {
+        .prop_map(|(round, joined, delivered_max, streams)| ResolutionReport {
             round,
             joined,
             delivered_max,
@@ -206,17 +206,17 @@ fn flush_report() -> impl Strategy<Value = FlushReport> {
         })
 }
 
-fn flush_fetch() -> impl Strategy<Value = FlushFetch> {
-    (view_id(), member(), vec(seq(), 0..6)).prop_map(|(round, origin, seqs)| FlushFetch {
+fn resolution_fetch() -> impl Strategy<Value = ResolutionFetch> {
+    (view_id(), member(), vec(seq(), 0..6)).prop_map(|(round, origin, seqs)| ResolutionFetch {
         round,
         origin,
         seqs,
     })
 }
 
-fn flush_relay() -> impl Strategy<Value = FlushRelay> {
+fn resolution_relay() -> impl Strategy<Value = ResolutionRelay> {
     (member(), seq(), view_id(), num(), payload()).prop_map(
-        |(origin, seq, view, stamp, payload)| FlushRelay {
+        |(origin, seq, view, stamp, payload)| ResolutionRelay {
             origin,
             seq,
             view,
@@ -242,16 +242,16 @@ fn stream_decision() -> impl Strategy<Value = StreamDecision> {
     })
 }
 
-fn flush_decision() -> impl Strategy<Value = FlushDecision> {
-    (view_id(), vec(stream_decision(), 0..4)).prop_map(|(round, streams)| FlushDecision {
+fn resolution_decision() -> impl Strategy<Value = ResolutionDecision> {
+    (view_id(), vec(stream_decision(), 0..4)).prop_map(|(round, streams)| ResolutionDecision {
         round,
         streams,
         part: Part::WHOLE,
     })
 }
 
-fn flush_ack() -> impl Strategy<Value = FlushAck> {
-    view_id().prop_map(|round| FlushAck { round })
+fn resolution_ack() -> impl Strategy<Value = ResolutionAck> {
+    view_id().prop_map(|round| ResolutionAck { round })
 }
 
 fn frame() -> impl Strategy<Value = Frame> {
@@ -262,11 +262,11 @@ fn frame() -> impl Strategy<Value = Frame> {
         nack().prop_map(Frame::Nack),
         propose().prop_map(Frame::Propose),
         final_().prop_map(Frame::Final),
-        flush_report().prop_map(|r| Frame::FlushReport(Box::new(r))),
-        flush_fetch().prop_map(Frame::FlushFetch),
-        flush_relay().prop_map(Frame::FlushRelay),
-        flush_decision().prop_map(Frame::FlushDecision),
-        flush_ack().prop_map(Frame::FlushAck),
+        resolution_report().prop_map(|r| Frame::ResolutionReport(Box::new(r))),
+        resolution_fetch().prop_map(Frame::ResolutionFetch),
+        resolution_relay().prop_map(Frame::ResolutionRelay),
+        resolution_decision().prop_map(Frame::ResolutionDecision),
+        resolution_ack().prop_map(Frame::ResolutionAck),
     ]
 }
 

@@ -20,8 +20,8 @@
 //!    applies it, acknowledges it and resumes delivery. A new view during the round restarts it
 //!    with that view's coordinator; reports and decisions are idempotent.
 //!
-//! The frames of a round are still named `Flush*` on the wire (`wire.rs`): the names are part
-//! of the code that defines the wire format, which does not change.
+//! The frames of a round are the `Resolution*` frames of `wire` (`ResolutionReport`,
+//! `ResolutionFetch`, `ResolutionRelay`, `ResolutionDecision`, `ResolutionAck`).
 
 use std::collections::BTreeMap;
 
@@ -29,12 +29,12 @@ use super::isis::final_priority;
 use super::types::ViewId as View;
 use super::types::{MemberId, OrderKey, Priority, SeqNo, ViewId};
 use super::wire::{
-    ContentDigest, Decided, EntryState, FlushDecision, FlushReport, Part, StreamDecision,
+    ContentDigest, Decided, EntryState, Part, ResolutionDecision, ResolutionReport, StreamDecision,
     StreamReport,
 };
 
 /// Computes the coordinator's decision from every member's report of one round.
-pub fn decide(round: ViewId, reports: &[(MemberId, FlushReport)]) -> FlushDecision {
+pub fn decide(round: ViewId, reports: &[(MemberId, ResolutionReport)]) -> ResolutionDecision {
     let mut origins: Vec<MemberId> = reports
         .iter()
         .flat_map(|(_, r)| r.streams.iter().map(|s| s.origin))
@@ -46,7 +46,7 @@ pub fn decide(round: ViewId, reports: &[(MemberId, FlushReport)]) -> FlushDecisi
         .into_iter()
         .map(|origin| decide_stream(origin, reports))
         .collect();
-    FlushDecision {
+    ResolutionDecision {
         round,
         streams,
         part: Part::WHOLE,
@@ -75,7 +75,7 @@ impl Known {
     }
 }
 
-fn decide_stream(origin: MemberId, reports: &[(MemberId, FlushReport)]) -> StreamDecision {
+fn decide_stream(origin: MemberId, reports: &[(MemberId, ResolutionReport)]) -> StreamDecision {
     // The highest key delivered by a member that delivers messages sent in `view` (it joined
     // in that view or before): only those constrain where such a message may go. A member
     // that joined later never delivers it, whatever it delivered meanwhile.
@@ -241,7 +241,7 @@ fn numbered<P>(parts: Vec<P>) -> impl Iterator<Item = (Part, P)> {
 }
 
 /// Splits a report into parts of at most [`PART_ITEMS`] entries.
-pub fn split_report(report: &FlushReport) -> Vec<FlushReport> {
+pub fn split_report(report: &ResolutionReport) -> Vec<ResolutionReport> {
     let parts = pack(
         &report.streams,
         |s| &s.entries,
@@ -251,7 +251,7 @@ pub fn split_report(report: &FlushReport) -> Vec<FlushReport> {
         },
     );
     numbered(parts)
-        .map(|(part, streams)| FlushReport {
+        .map(|(part, streams)| ResolutionReport {
             streams,
             part,
             ..report.clone()
@@ -260,7 +260,7 @@ pub fn split_report(report: &FlushReport) -> Vec<FlushReport> {
 }
 
 /// Joins the parts of one report (in any order); `None` when they do not form one.
-pub fn merge_report(mut parts: Vec<FlushReport>) -> Option<FlushReport> {
+pub fn merge_report(mut parts: Vec<ResolutionReport>) -> Option<ResolutionReport> {
     parts.sort_by_key(|p| p.part.index);
     let first = parts.first()?.clone();
     let mut streams: Vec<StreamReport> = Vec::new();
@@ -278,7 +278,7 @@ pub fn merge_report(mut parts: Vec<FlushReport>) -> Option<FlushReport> {
             }
         }
     }
-    Some(FlushReport {
+    Some(ResolutionReport {
         streams,
         part: Part::WHOLE,
         ..first
@@ -287,7 +287,7 @@ pub fn merge_report(mut parts: Vec<FlushReport>) -> Option<FlushReport> {
 
 /// Splits a decision into parts of at most [`PART_ITEMS`] decided messages; every piece names
 /// the first sequence number it covers.
-pub fn split_decision(decision: &FlushDecision) -> Vec<FlushDecision> {
+pub fn split_decision(decision: &ResolutionDecision) -> Vec<ResolutionDecision> {
     let parts = pack(
         &decision.streams,
         |s| &s.decided,
@@ -298,7 +298,7 @@ pub fn split_decision(decision: &FlushDecision) -> Vec<FlushDecision> {
         },
     );
     numbered(parts)
-        .map(|(part, streams)| FlushDecision {
+        .map(|(part, streams)| ResolutionDecision {
             round: decision.round,
             streams,
             part,
@@ -307,7 +307,7 @@ pub fn split_decision(decision: &FlushDecision) -> Vec<FlushDecision> {
 }
 
 /// Joins the parts of one decision; `None` when a stream's pieces do not follow each other.
-pub fn merge_decision(mut parts: Vec<FlushDecision>) -> Option<FlushDecision> {
+pub fn merge_decision(mut parts: Vec<ResolutionDecision>) -> Option<ResolutionDecision> {
     parts.sort_by_key(|p| p.part.index);
     let round = parts.first()?.round;
     let mut streams: Vec<StreamDecision> = Vec::new();
@@ -327,7 +327,7 @@ pub fn merge_decision(mut parts: Vec<FlushDecision>) -> Option<FlushDecision> {
             }
         }
     }
-    Some(FlushDecision {
+    Some(ResolutionDecision {
         round,
         streams,
         part: Part::WHOLE,
@@ -380,7 +380,7 @@ pub fn decided_seqs(sd: &StreamDecision) -> impl Iterator<Item = (SeqNo, Decided
 }
 
 /// What `decision` decided for message `seq` of `origin`, if it names it.
-pub fn decided_at(decision: &FlushDecision, origin: MemberId, seq: SeqNo) -> Option<Decided> {
+pub fn decided_at(decision: &ResolutionDecision, origin: MemberId, seq: SeqNo) -> Option<Decided> {
     let sd = decision.streams.iter().find(|s| s.origin == origin)?;
     let index = usize::try_from(seq.0.checked_sub(sd.first.0)?).ok()?;
     sd.decided.get(index).copied()
@@ -411,7 +411,7 @@ mod tests {
         delivered_max: Option<OrderKey>,
         delivered: u64,
         entries: Vec<(u64, EntryState, bool)>,
-    ) -> FlushReport {
+    ) -> ResolutionReport {
         report_opt(delivered_max, Some(delivered), entries)
     }
 
@@ -419,8 +419,8 @@ mod tests {
         delivered_max: Option<OrderKey>,
         delivered: Option<u64>,
         entries: Vec<(u64, EntryState, bool)>,
-    ) -> FlushReport {
-        FlushReport {
+    ) -> ResolutionReport {
+        ResolutionReport {
             part: Part::WHOLE,
             round: ViewId(5),
             joined: ViewId(1),

@@ -105,8 +105,8 @@ pub struct OrderKey {
 /// What a message is, apart from its place: the view its sender sent it in, the sender's opaque
 /// stamp and the application's bytes. The one type for it wherever a message is kept (FIFO
 /// hold-back, the total-order hold-back queue, the retransmission buffer, content relayed and
-/// kept by a failure resolution); the wire frames (`Data`, `FlushRelay`) carry the same three
-/// fields. Cloning shares the bytes.
+/// kept by a failure resolution); the wire frames (`Data`, `ResolutionRelay`) carry the same
+/// three fields. Cloning shares the bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Content {
     /// The view the sender was in when it sent the message.

@@ -12,8 +12,8 @@ use crate::protocol::decision::{decided_seqs, decision_last};
 use crate::protocol::isis::Queued;
 use crate::protocol::types::{Content, MemberId, OrderKey, SeqNo, ViewId};
 use crate::protocol::wire::{
-    self, Decided, EntryState, FlushAck, FlushDecision, FlushFetch, FlushRelay, FlushReport, Frame,
-    Order, Part, ReportEntry, StreamDecision, StreamReport,
+    self, Decided, EntryState, Frame, Order, Part, ReportEntry, ResolutionAck, ResolutionDecision,
+    ResolutionFetch, ResolutionRelay, ResolutionReport, StreamDecision, StreamReport,
 };
 
 use super::data::resend_cost;
@@ -179,7 +179,7 @@ impl Group {
         &mut self,
         now: Instant,
         from: MemberId,
-        report: FlushReport,
+        report: ResolutionReport,
     ) {
         if self.view.order != Order::Total || report.round != self.view.id {
             return;
@@ -199,7 +199,7 @@ impl Group {
         &mut self,
         now: Instant,
         from: MemberId,
-        decision: FlushDecision,
+        decision: ResolutionDecision,
     ) {
         match self.resolution.handle_decision(from, decision) {
             Step::Nothing => self.send_resolution_frames(),
@@ -208,7 +208,7 @@ impl Group {
         }
     }
 
-    pub(super) fn on_resolution_relay(&mut self, now: Instant, relay: FlushRelay) {
+    pub(super) fn on_resolution_relay(&mut self, now: Instant, relay: ResolutionRelay) {
         match self.resolution.handle_relay(relay) {
             Relayed::Invalid => {
                 self.stats.invalid_frames += 1;
@@ -232,13 +232,13 @@ impl Group {
         self.progress_resolution(now);
     }
 
-    pub(super) fn on_resolution_ack(&mut self, from: MemberId, ack: FlushAck) {
+    pub(super) fn on_resolution_ack(&mut self, from: MemberId, ack: ResolutionAck) {
         self.resolution.handle_ack(from, ack);
     }
 
     /// A member asks for the content of departed members' messages: relayed as far as its
     /// resend credit goes.
-    pub(super) fn on_resolution_fetch(&mut self, from: MemberId, fetch: FlushFetch) {
+    pub(super) fn on_resolution_fetch(&mut self, from: MemberId, fetch: ResolutionFetch) {
         let mut frames = Vec::new();
         let mut credit = self.peers.get(&from).map_or(0, |p| p.resend_credit);
         for seq in fetch.seqs.into_iter().take(self.config.window as usize) {
@@ -249,7 +249,7 @@ impl Group {
                     break;
                 }
                 credit -= cost;
-                frames.push(Frame::FlushRelay(FlushRelay {
+                frames.push(Frame::ResolutionRelay(ResolutionRelay {
                     origin: fetch.origin,
                     seq,
                     view: content.view,
@@ -270,7 +270,7 @@ impl Group {
 
     /// This member's report for `round`: what it delivered, and every message of every
     /// departed stream it knows (content, proposal or final).
-    fn build_report(&self, round: ViewId) -> FlushReport {
+    fn build_report(&self, round: ViewId) -> ResolutionReport {
         let mut streams = Vec::new();
         for (&origin, departed) in &self.departed {
             let stream = &departed.stream;
@@ -326,7 +326,7 @@ impl Group {
                 entries: entries.into_values().collect(),
             });
         }
-        FlushReport {
+        ResolutionReport {
             round,
             joined: self.joined,
             delivered_max: self.delivered_max,
@@ -385,7 +385,10 @@ impl Group {
     }
 
     /// Copies of every decided message this member holds.
-    fn decided_content(&self, decision: &FlushDecision) -> BTreeMap<(MemberId, SeqNo), Content> {
+    fn decided_content(
+        &self,
+        decision: &ResolutionDecision,
+    ) -> BTreeMap<(MemberId, SeqNo), Content> {
         let mut out = BTreeMap::new();
         for sd in &decision.streams {
             for (seq, _) in decided_seqs(sd) {
@@ -400,7 +403,7 @@ impl Group {
     /// Applies the round's decision: the decided messages go into the hold-back queue at
     /// their finals, the rest of each departed stream is dropped and the stream closed; then
     /// delivery resumes.
-    fn apply_decision(&mut self, now: Instant, decision: &FlushDecision) {
+    fn apply_decision(&mut self, now: Instant, decision: &ResolutionDecision) {
         for sd in &decision.streams {
             let Some(mut departed) = self.departed.remove(&sd.origin) else {
                 continue;

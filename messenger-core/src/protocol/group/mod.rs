@@ -411,12 +411,12 @@ impl Group {
             Frame::Nack(nack) => self.on_nack(from, nack),
             Frame::Propose(p) => self.on_propose(from, p),
             Frame::Final(f) => self.on_final(now, from, f),
-            // Failure resolution (the wire still calls its frames `Flush*`).
-            Frame::FlushReport(r) => self.on_resolution_report(now, from, *r),
-            Frame::FlushFetch(f) => self.on_resolution_fetch(from, f),
-            Frame::FlushRelay(r) => self.on_resolution_relay(now, r),
-            Frame::FlushDecision(d) => self.on_resolution_decision(now, from, d),
-            Frame::FlushAck(a) => self.on_resolution_ack(from, a),
+            // Failure resolution.
+            Frame::ResolutionReport(r) => self.on_resolution_report(now, from, *r),
+            Frame::ResolutionFetch(f) => self.on_resolution_fetch(from, f),
+            Frame::ResolutionRelay(r) => self.on_resolution_relay(now, r),
+            Frame::ResolutionDecision(d) => self.on_resolution_decision(now, from, d),
+            Frame::ResolutionAck(a) => self.on_resolution_ack(from, a),
         }
     }
 
@@ -585,7 +585,7 @@ fn frame_is_plausible(frame: &Frame, known: u128) -> bool {
     match frame {
         Frame::Propose(p) => Priority::plausible_counter(p.counter, known),
         Frame::Final(f) => ok(&f.priority),
-        Frame::FlushReport(r) => {
+        Frame::ResolutionReport(r) => {
             r.delivered_max.is_none_or(|k| ok(&k.priority))
                 && r.streams.iter().all(|s| {
                     s.entries.iter().all(|e| match e.state {
@@ -594,7 +594,7 @@ fn frame_is_plausible(frame: &Frame, known: u128) -> bool {
                     })
                 })
         }
-        Frame::FlushDecision(d) => d
+        Frame::ResolutionDecision(d) => d
             .streams
             .iter()
             .all(|s| s.decided.iter().all(|d| ok(&d.priority))),

@@ -1,6 +1,7 @@
 """Departure events over real sockets on 127.0.0.1: a tracker that comes back with a policy
-refusing one of a client's groups (Reconnected, RejoinFailed), and a member whose datagrams
-all vanish, removed from its group on the others' reports (Removed)."""
+refusing one of a client's groups (Reconnected, RejoinFailed), a member whose datagrams
+all vanish, removed from its group on the others' reports (Removed), and a sender whose first
+message never arrives, whose later one is reported lost when it leaves (Lost)."""
 
 from pathlib import Path
 from typing import List
@@ -137,3 +138,36 @@ def test_a_member_silent_on_the_data_plane_is_removed() -> None:
             assert sorted(logs[0]) == sorted(
                 [("ann", "ann %d" % i) for i in range(5)] + [("bob", "bob %d" % i) for i in range(5)]
             )
+
+
+@pytest.mark.parametrize("order", ["fifo", "total"])
+def test_messages_behind_a_gap_are_reported_lost_when_their_sender_leaves(order: str) -> None:
+    """The fault injector drops every datagram carrying cid's first message (drop_seq=1), so
+    its second one waits behind a gap at ann and bob that is never filled; when cid leaves
+    (after its leave timeout: the first message is never stable), both report it Lost."""
+    group = "lossy-" + order
+    with messenger.Tracker() as tracker:
+        inboxes = {name: Inbox() for name in ("ann", "bob", "cid")}
+        ann = messenger.Client(tracker, "ann", faults="", **inboxes["ann"].kwargs())
+        bob = messenger.Client(tracker, "bob", faults="", **inboxes["bob"].kwargs())
+        cid = messenger.Client(tracker, "cid", faults="drop_seq=1", **inboxes["cid"].kwargs())
+        with ann, bob, cid:
+            for client in (ann, bob, cid):
+                client.join(group, order=order)
+            for name in ("ann", "bob"):
+                inboxes[name].wait_members(group, ["ann", "bob", "cid"])
+            # Too large to share a datagram: the second arrives, the first never does.
+            cid.send(group, "first" + "x" * 900)
+            cid.send(group, "second" + "x" * 900)
+            cid.leave(group)
+            assert cid.fault_counts().dropped >= 1
+            for name in ("ann", "bob"):
+                inbox = inboxes[name]
+                inbox.wait("%s's Lost" % name, lambda: bool(events_of(inbox, messenger.Lost)))
+                lost = events_of(inbox, messenger.Lost)
+                assert len(lost) == 1, lost
+                event = lost[0]
+                assert isinstance(event, messenger.Lost)
+                assert (event.group, event.sender, event.first, event.last) == (group, "cid", 2, 2)
+                assert "cid" in repr(event)
+                assert inbox.in_group(group) == [], "nothing of cid's is delivered"

@@ -5,12 +5,17 @@
 //! Configured by [`FaultConfig`], from `MESSENGER_FAULTS="loss=0.1,dup=0.05,reorder=0.2,seed=7"`
 //! or a config field. `reorder` is the probability that a datagram is held back for a random
 //! delay of up to `delay_ms` (default 2 ms), which lets later datagrams overtake it.
+//! `drop_seq=N` drops every datagram that carries this member's message `N` (its first sending
+//! and every resend): a loss that is certain rather than likely, for tests of what receivers do
+//! with the messages behind a gap that is never filled.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::protocol::wire::{Datagram, Frame};
+use crate::protocol::SeqNo;
 use crate::rng::Rng;
 
 /// The environment variable read by [`FaultConfig::from_env`].
@@ -24,6 +29,9 @@ pub struct FaultConfig {
     pub reorder: f64,
     pub delay: Duration,
     pub seed: u64,
+    /// Drop every datagram carrying this member's message with this sequence number, in every
+    /// group (`drop_seq=N`; `None`, the default, drops nothing this way).
+    pub drop_seq: Option<u64>,
 }
 
 impl Default for FaultConfig {
@@ -34,6 +42,7 @@ impl Default for FaultConfig {
             reorder: 0.0,
             delay: Duration::from_millis(2),
             seed: 1,
+            drop_seq: None,
         }
     }
 }
@@ -47,7 +56,8 @@ pub struct FaultSpecError {
 }
 
 impl FaultConfig {
-    /// Parses `loss=0.1,dup=0.05,reorder=0.2,delay_ms=2,seed=7` (any subset, any order).
+    /// Parses `loss=0.1,dup=0.05,reorder=0.2,delay_ms=2,seed=7,drop_seq=1` (any subset, any
+    /// order).
     pub fn parse(spec: &str) -> Result<FaultConfig, FaultSpecError> {
         let err = |reason: String| FaultSpecError {
             spec: spec.to_string(),
@@ -86,6 +96,16 @@ impl FaultConfig {
                         .parse()
                         .map_err(|_| err(format!("`{value}` is not a whole number")))?;
                 }
+                "drop_seq" => {
+                    let seq: u64 = value
+                        .trim()
+                        .parse()
+                        .map_err(|_| err(format!("`{value}` is not a whole number")))?;
+                    if seq == 0 {
+                        return Err(err("drop_seq=0: sequence numbers start at 1".into()));
+                    }
+                    config.drop_seq = Some(seq);
+                }
                 other => return Err(err(format!("unknown key `{other}`"))),
             }
         }
@@ -101,7 +121,7 @@ impl FaultConfig {
     }
 
     pub fn is_active(&self) -> bool {
-        self.loss > 0.0 || self.dup > 0.0 || self.reorder > 0.0
+        self.loss > 0.0 || self.dup > 0.0 || self.reorder > 0.0 || self.drop_seq.is_some()
     }
 }
 
@@ -181,6 +201,14 @@ impl FaultInjector {
         out: &mut Vec<(SocketAddr, Vec<u8>)>,
     ) {
         use std::sync::atomic::Ordering::Relaxed;
+        if self
+            .config
+            .drop_seq
+            .is_some_and(|seq| carries_message(&bytes, seq))
+        {
+            self.counters.dropped.fetch_add(1, Relaxed);
+            return;
+        }
         if self.rng.chance(self.config.loss) {
             self.counters.dropped.fetch_add(1, Relaxed);
             return;
@@ -227,6 +255,16 @@ impl FaultInjector {
     }
 }
 
+/// True when `bytes` is a datagram with a `Data` frame (one of the sender's own messages) of
+/// sequence number `seq`.
+fn carries_message(bytes: &[u8], seq: u64) -> bool {
+    Datagram::decode(bytes).is_ok_and(|d| {
+        d.frames
+            .iter()
+            .any(|f| matches!(f, Frame::Data(data) if data.seq == SeqNo(seq)))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,8 +278,77 @@ mod tests {
     }
 
     #[test]
+    fn drop_seq_drops_exactly_the_datagrams_carrying_that_message() {
+        use crate::protocol::wire::{Data, Header, Status};
+        use crate::protocol::{GroupId, MemberId, ViewId};
+        use bytes::Bytes;
+        let config = FaultConfig::parse("drop_seq=2").unwrap();
+        assert_eq!(config.drop_seq, Some(2));
+        assert!(config.is_active());
+        let datagram = |frames: Vec<Frame>| {
+            Datagram {
+                header: Header {
+                    group: GroupId(1),
+                    sender: MemberId(1),
+                    recipient: MemberId(2),
+                    view: ViewId(1),
+                },
+                frames,
+            }
+            .encode()
+            .unwrap()
+        };
+        let data = |seq| {
+            Frame::Data(Data {
+                seq: SeqNo(seq),
+                view: ViewId(1),
+                stamp: 0,
+                payload: Bytes::from_static(b"m"),
+            })
+        };
+        let status = Frame::Status(Status {
+            high: SeqNo(2),
+            start: SeqNo(1),
+            acks: Vec::new(),
+        });
+        let mut f = FaultInjector::new(config);
+        let (now, to) = (
+            crate::testing::epoch(),
+            SocketAddr::from(([127, 0, 0, 1], 9)),
+        );
+        let mut out = Vec::new();
+        for frames in [
+            vec![data(1)],
+            vec![status.clone()],
+            vec![data(3), status.clone()],
+            vec![status.clone(), data(4)],
+        ] {
+            f.apply(now, to, datagram(frames), &mut out);
+        }
+        f.apply(now, to, b"garbage".to_vec(), &mut out);
+        assert_eq!(out.len(), 5, "nothing else is dropped");
+        for frames in [
+            vec![data(2)],
+            vec![data(1), data(2), data(3)],
+            vec![status, data(2)],
+        ] {
+            f.apply(now, to, datagram(frames), &mut out);
+        }
+        assert_eq!(out.len(), 5, "every datagram carrying message 2 is dropped");
+        assert_eq!(f.counts().dropped, 3);
+    }
+
+    #[test]
     fn rejects_nonsense_with_a_clear_reason() {
-        for bad in ["loss", "loss=2", "loss=x", "jitter=1", "seed=-1"] {
+        for bad in [
+            "loss",
+            "loss=2",
+            "loss=x",
+            "jitter=1",
+            "seed=-1",
+            "drop_seq=0",
+            "drop_seq=x",
+        ] {
             let e = FaultConfig::parse(bad).unwrap_err();
             assert!(!e.reason.is_empty(), "{bad}");
         }

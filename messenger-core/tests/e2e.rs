@@ -380,10 +380,7 @@ async fn a_quitting_clients_metrics_reach_the_tracker_log() {
         line!()
     ));
     let _ = std::fs::remove_file(&path);
-    let config = TrackerConfig {
-        log_json: Some(path.clone()),
-        ..TrackerConfig::default()
-    };
+    let config = TrackerConfig::default().with_log_json(path.clone());
     let tracker = tracker_on(local(), config).await;
     let addr = tracker.local_addr();
     let (a, alog) = client(addr, "ann", None).await;

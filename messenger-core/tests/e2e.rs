@@ -61,10 +61,7 @@ async fn exchange(faults: Option<FaultConfig>, per_sender: u64, window: u64) {
     let names = ["ann", "bob", "cid", "dee"];
     let mut clients = Vec::new();
     for name in names {
-        let group = GroupConfig {
-            window,
-            ..GroupConfig::default()
-        };
+        let group = GroupConfig::default().with_window(window);
         clients.push(client_with(addr, name, faults, group).await);
     }
     for (c, _) in &clients {

@@ -231,26 +231,31 @@ impl TrackerArgs {
     /// `config` with the limits given on the command line.
     pub fn apply_limits(&self, config: TrackerConfig) -> TrackerConfig {
         let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
-        TrackerConfig {
-            max_connections: self.max_connections.map_or(config.max_connections, size),
-            max_connections_per_ip: self
-                .max_connections_per_ip
-                .map_or(config.max_connections_per_ip, size),
-            max_partial_frame_bytes: self
-                .max_partial_frame_bytes
-                .map_or(config.max_partial_frame_bytes, size),
-            max_groups: self.max_groups.map_or(config.max_groups, size),
-            max_groups_per_client: self
-                .max_groups_per_client
-                .map_or(config.max_groups_per_client, size),
-            default_max_members: self
-                .default_max_members
-                .unwrap_or(config.default_max_members),
-            max_password_failures: self
-                .max_password_failures
-                .unwrap_or(config.max_password_failures),
-            ..config
-        }
+        let max_connections = self.max_connections.map_or(config.max_connections, size);
+        let max_connections_per_ip = self
+            .max_connections_per_ip
+            .map_or(config.max_connections_per_ip, size);
+        let max_partial_frame_bytes = self
+            .max_partial_frame_bytes
+            .map_or(config.max_partial_frame_bytes, size);
+        let max_groups = self.max_groups.map_or(config.max_groups, size);
+        let max_groups_per_client = self
+            .max_groups_per_client
+            .map_or(config.max_groups_per_client, size);
+        let default_max_members = self
+            .default_max_members
+            .unwrap_or(config.default_max_members);
+        let max_password_failures = self
+            .max_password_failures
+            .unwrap_or(config.max_password_failures);
+        config
+            .with_max_connections(max_connections)
+            .with_max_connections_per_ip(max_connections_per_ip)
+            .with_max_partial_frame_bytes(max_partial_frame_bytes)
+            .with_max_groups(max_groups)
+            .with_max_groups_per_client(max_groups_per_client)
+            .with_default_max_members(default_max_members)
+            .with_max_password_failures(max_password_failures)
     }
 }
 

@@ -42,8 +42,10 @@
 //! What an application or a binding needs is re-exported here, at the crate root, and the
 //! bindings (C, Python) and the `messenger` program import from here only. Enums and
 //! configurations that may grow are `#[non_exhaustive]` ([`ClientError`], [`ClientEvent`],
-//! [`ErrorCode`], [`ClientConfig`], [`MetricsSnapshot`]): match them with a catch-all arm, and
-//! build a [`ClientConfig`] with [`ClientConfig::new`]. [`Order`] reads and writes its name
+//! [`ErrorCode`], [`ClientConfig`], [`GroupConfig`], [`FaultConfig`], [`TrackerConfig`],
+//! [`MetricsSnapshot`]): match them with a catch-all arm, build a [`ClientConfig`] with
+//! [`ClientConfig::new`], and the other configurations from their `Default` with their `with_*`
+//! methods (`TrackerConfig::default().with_max_groups(100)`). [`Order`] reads and writes its name
 //! (`"fifo"`, `"total"`) with `FromStr` and `Display`. The modules stay public for tests and
 //! tools that need the protocol's insides (`protocol::wire`, the simulation).
 //!

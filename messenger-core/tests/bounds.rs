@@ -67,10 +67,7 @@ fn data(seq: u64, text: &str) -> Frame {
 }
 
 fn config() -> GroupConfig {
-    GroupConfig {
-        window: 64,
-        ..GroupConfig::default()
-    }
+    GroupConfig::default().with_window(64)
 }
 
 fn deliveries(g: &mut Group) -> Vec<(MemberId, u64)> {

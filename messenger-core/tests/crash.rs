@@ -19,11 +19,7 @@ const WAIT: Duration = Duration::from_secs(30);
 async fn a_member_killed_mid_stream_leaves_the_survivors_identical() {
     let heartbeat = Duration::from_millis(100);
     let misses = 3;
-    let config = TrackerConfig {
-        heartbeat_interval: heartbeat,
-        heartbeat_misses: misses,
-        ..TrackerConfig::default()
-    };
+    let config = TrackerConfig::default().with_heartbeat(heartbeat, misses);
     let tracker = Tracker::spawn(SocketAddr::from(([127, 0, 0, 1], 0)), config)
         .await
         .expect("tracker binds");

@@ -61,10 +61,7 @@ async fn exchange(faults: Option<FaultConfig>, per_sender: u64, window: u64) {
     let names = ["ann", "bob", "cid", "dee"];
     let mut clients = Vec::new();
     for name in names {
-        let group = GroupConfig {
-            window,
-            ..GroupConfig::default()
-        };
+        let group = GroupConfig::default().with_window(window);
         clients.push(client_with(addr, name, faults, group).await);
     }
     for (c, _) in &clients {
@@ -380,10 +377,7 @@ async fn a_quitting_clients_metrics_reach_the_tracker_log() {
         line!()
     ));
     let _ = std::fs::remove_file(&path);
-    let config = TrackerConfig {
-        log_json: Some(path.clone()),
-        ..TrackerConfig::default()
-    };
+    let config = TrackerConfig::default().with_log_json(path.clone());
     let tracker = tracker_on(local(), config).await;
     let addr = tracker.local_addr();
     let (a, alog) = client(addr, "ann", None).await;

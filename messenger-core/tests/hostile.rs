@@ -245,10 +245,7 @@ impl Fifo {
 }
 
 fn check(order: Order, bursts: Vec<Vec<Frame>>) -> Result<(), TestCaseError> {
-    let config = GroupConfig {
-        window: WINDOW,
-        ..GroupConfig::default()
-    };
+    let config = GroupConfig::default().with_window(WINDOW);
     let mut now = epoch();
     let mut g = Group::new(config, ME, view(order), now);
     // Every sender's messages, the hostile one's included, are delivered in sequence order.

@@ -42,11 +42,9 @@ async fn client(
 /// Every datagram of the sender leaves 15 to 300 ms late: without waiting, its last messages
 /// would arrive after the others had the view without it, and be dropped.
 fn late() -> FaultConfig {
-    FaultConfig {
-        reorder: 1.0,
-        delay: Duration::from_millis(300),
-        ..FaultConfig::default()
-    }
+    FaultConfig::default()
+        .with_reorder(1.0)
+        .with_delay(Duration::from_millis(300))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,10 +90,7 @@ async fn leaving_waits_no_longer_than_the_leave_timeout() {
     let t = tracker().await;
     let (ann, ann_log) = client(&t, "ann", FaultConfig::default(), Duration::from_secs(2)).await;
     // Nothing cid sends arrives: its messages never become stable.
-    let mute = FaultConfig {
-        loss: 1.0,
-        ..FaultConfig::default()
-    };
+    let mute = FaultConfig::default().with_loss(1.0);
     let timeout = Duration::from_millis(300);
     let (cid, _) = client(&t, "cid", mute, timeout).await;
     ann.join("g", Order::Fifo, None).await.expect("join");

@@ -33,11 +33,7 @@ async fn client(tracker: &TrackerHandle, name: &str) -> (Client, Log) {
 
 #[tokio::test]
 async fn groups_fetches_every_page() {
-    let t = tracker(TrackerConfig {
-        max_groups_per_client: 1_000,
-        ..TrackerConfig::default()
-    })
-    .await;
+    let t = tracker(TrackerConfig::default().with_max_groups_per_client(1_000)).await;
     let (a, _) = client(&t, "alice").await;
     let total = GROUPS_PAGE + 7;
     for i in 0..total {
@@ -103,11 +99,7 @@ async fn the_client_rebuilds_whole_views_from_changes() {
 
 #[tokio::test]
 async fn a_limit_reaches_the_application_as_a_typed_error() {
-    let t = tracker(TrackerConfig {
-        max_groups_per_client: 1,
-        ..TrackerConfig::default()
-    })
-    .await;
+    let t = tracker(TrackerConfig::default().with_max_groups_per_client(1)).await;
     let (a, _) = client(&t, "alice").await;
     a.join("one", Order::Fifo, None).await.expect("join");
     let err = a

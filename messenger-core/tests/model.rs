@@ -64,10 +64,7 @@ fn make_view(order: Order, id: u64, members: &[ViewMember]) -> View {
 }
 
 fn config() -> GroupConfig {
-    GroupConfig {
-        window: 16,
-        ..GroupConfig::default()
-    }
+    GroupConfig::default().with_window(16)
 }
 
 // ----- the world ------------------------------------------------------------------------------

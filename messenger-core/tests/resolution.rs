@@ -202,10 +202,7 @@ fn datagram(from: MemberId, to: MemberId, view: u64, frames: Vec<Frame>) -> Vec<
 #[test]
 fn relays_are_taken_for_what_the_decision_names_and_nothing_else() {
     let (a, me, x) = (MemberId(1), MemberId(2), MemberId(3));
-    let config = GroupConfig {
-        window: 4,
-        ..GroupConfig::default()
-    };
+    let config = GroupConfig::default().with_window(4);
     let mut now = epoch();
     let mut g = Group::new(config, me, view(1, &[1, 2, 3]), now);
     g.apply_view(now, view(2, &[1, 2]));

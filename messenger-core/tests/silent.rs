@@ -40,10 +40,7 @@ async fn a_member_silent_on_the_data_plane_is_removed_and_the_others_go_on() {
     let (ann, ann_log) = client(addr, "ann", FaultConfig::default()).await;
     let (bob, bob_log) = client(addr, "bob", FaultConfig::default()).await;
     // Every datagram cid sends is lost; its TCP connection to the tracker is untouched.
-    let mute = FaultConfig {
-        loss: 1.0,
-        ..FaultConfig::default()
-    };
+    let mute = FaultConfig::default().with_loss(1.0);
     let (cid, cid_log) = client(addr, "cid", mute).await;
     for c in [&ann, &bob, &cid] {
         c.join("quiet", Order::Total, None).await.expect("join");

@@ -907,11 +907,7 @@ async fn protocol_violations_close_only_the_offending_connection() {
 
 #[tokio::test]
 async fn a_client_that_never_reads_is_cut_off() {
-    let tracker = start(TrackerConfig {
-        max_groups_per_client: 200,
-        ..TrackerConfig::default()
-    })
-    .await;
+    let tracker = start(TrackerConfig::default().with_max_groups_per_client(200)).await;
     let addr = tracker.local_addr();
     let mut alice = TestClient::hello(addr, "alice").await;
     alice.join("room", Order::Fifo).await;
@@ -973,12 +969,9 @@ async fn a_client_that_stops_answering_heartbeats_is_dropped() {
     // Generous enough that `alive`, answering from a task on a busy 2-core machine with other
     // tests running, is never dropped by mistake (it would have to stall for a second); the
     // test waits for the event, so the period only sets how long it takes.
-    let config = TrackerConfig {
-        heartbeat_interval: Duration::from_millis(250),
-        heartbeat_misses: 4,
-        log_json: Some(log.clone()),
-        ..TrackerConfig::default()
-    };
+    let config = TrackerConfig::default()
+        .with_heartbeat(Duration::from_millis(250), 4)
+        .with_log_json(log.clone());
     let tracker = start(config).await;
     let addr = tracker.local_addr();
     let mut alive = TestClient::hello(addr, "alive").await;
@@ -1106,10 +1099,7 @@ async fn metrics_of_a_quitting_client_are_logged_twice() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let log = temp_file("quit");
-    let config = TrackerConfig {
-        log_json: Some(log.clone()),
-        ..TrackerConfig::default()
-    };
+    let config = TrackerConfig::default().with_log_json(log.clone());
     let tracker = start(config).await;
     let addr = tracker.local_addr();
     let mut a = TestClient::hello(addr, "alice").await;
@@ -1234,11 +1224,11 @@ async fn a_spawned_tracker_stops_with_its_handle() {
 
 #[tokio::test]
 async fn connections_are_limited_in_all_and_per_address() {
-    let tracker = start(TrackerConfig {
-        max_connections: 3,
-        max_connections_per_ip: 2,
-        ..TrackerConfig::default()
-    })
+    let tracker = start(
+        TrackerConfig::default()
+            .with_max_connections(3)
+            .with_max_connections_per_ip(2),
+    )
     .await;
     let addr = tracker.local_addr();
     let mut a1 = TestClient::hello(addr, "a1").await;
@@ -1265,11 +1255,7 @@ async fn connections_are_limited_in_all_and_per_address() {
 
 #[tokio::test]
 async fn incomplete_frames_share_one_budget() {
-    let tracker = start(TrackerConfig {
-        max_partial_frame_bytes: 64 * 1024,
-        ..TrackerConfig::default()
-    })
-    .await;
+    let tracker = start(TrackerConfig::default().with_max_partial_frame_bytes(64 * 1024)).await;
     let addr = tracker.local_addr();
     let mut honest = TestClient::hello(addr, "honest").await;
     honest.join("g", Order::Fifo).await;
@@ -1297,11 +1283,11 @@ async fn incomplete_frames_share_one_budget() {
 
 #[tokio::test]
 async fn groups_are_limited_and_the_client_is_told_which_limit() {
-    let tracker = start(TrackerConfig {
-        max_groups: 3,
-        max_groups_per_client: 2,
-        ..TrackerConfig::default()
-    })
+    let tracker = start(
+        TrackerConfig::default()
+            .with_max_groups(3)
+            .with_max_groups_per_client(2),
+    )
     .await;
     let addr = tracker.local_addr();
     let mut a = TestClient::hello(addr, "alice").await;
@@ -1324,11 +1310,7 @@ async fn groups_are_limited_and_the_client_is_told_which_limit() {
 
 #[tokio::test]
 async fn a_group_has_256_members_at_most_by_default() {
-    let tracker = start(TrackerConfig {
-        default_max_members: 3,
-        ..TrackerConfig::default()
-    })
-    .await;
+    let tracker = start(TrackerConfig::default().with_default_max_members(3)).await;
     assert_eq!(TrackerConfig::default().default_max_members, 256);
     let addr = tracker.local_addr();
     let mut clients = Vec::new();
@@ -1349,11 +1331,7 @@ async fn a_group_has_256_members_at_most_by_default() {
 #[tokio::test]
 async fn joins_push_view_changes_not_whole_views() {
     const N: usize = 40;
-    let tracker = start(TrackerConfig {
-        max_connections_per_ip: N,
-        ..TrackerConfig::default()
-    })
-    .await;
+    let tracker = start(TrackerConfig::default().with_max_connections_per_ip(N)).await;
     let addr = tracker.local_addr();
     let mut clients = Vec::new();
     for i in 0..N {
@@ -1390,10 +1368,11 @@ async fn joins_push_view_changes_not_whole_views() {
 async fn wrong_passwords_are_answered_ever_later_then_the_connection_is_closed() {
     let policy = AccessPolicy::from_toml_str("[[group]]\nname = \"vault\"\npassword = \"right\"")
         .expect("policy");
-    let tracker = start(TrackerConfig {
-        max_password_failures: 4,
-        ..TrackerConfig::default().with_policy(policy)
-    })
+    let tracker = start(
+        TrackerConfig::default()
+            .with_policy(policy)
+            .with_max_password_failures(4),
+    )
     .await;
     let addr = tracker.local_addr();
     let mut a = TestClient::hello(addr, "alice").await;
@@ -1440,11 +1419,7 @@ async fn wrong_passwords_are_answered_ever_later_then_the_connection_is_closed()
 #[tokio::test]
 async fn implausible_metrics_are_logged_as_rejected() {
     let log = temp_file("implausible");
-    let tracker = start(TrackerConfig {
-        log_json: Some(log.clone()),
-        ..TrackerConfig::default()
-    })
-    .await;
+    let tracker = start(TrackerConfig::default().with_log_json(log.clone())).await;
     let addr = tracker.local_addr();
     let mut watcher = TestClient::hello(addr, "watcher").await;
     watcher.join("g", Order::Fifo).await;
@@ -1483,10 +1458,11 @@ async fn implausible_metrics_are_logged_as_rejected() {
 #[tokio::test]
 async fn metrics_whose_counts_go_down_are_logged_as_rejected() {
     let log = temp_file("decreasing");
-    let tracker = start(TrackerConfig {
-        log_json: Some(log.clone()),
-        ..TrackerConfig::default().with_heartbeat(Duration::from_millis(20), 50)
-    })
+    let tracker = start(
+        TrackerConfig::default()
+            .with_heartbeat(Duration::from_millis(20), 50)
+            .with_log_json(log.clone()),
+    )
     .await;
     let addr = tracker.local_addr();
     let mut watcher = TestClient::hello(addr, "watcher").await;

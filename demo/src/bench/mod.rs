@@ -358,12 +358,12 @@ fn aggregate(plan: &Plan, reports: &[MemberReport], cpu: &[Duration], phases_run
 /// per address must admit them all; the group must admit them all too.
 pub(crate) fn bench_tracker_config(members: usize) -> TrackerConfig {
     let defaults = TrackerConfig::default();
-    TrackerConfig {
-        max_connections: defaults.max_connections.max(members + 8),
-        max_connections_per_ip: defaults.max_connections.max(members + 8),
-        default_max_members: u32::try_from(members)
-            .unwrap_or(u32::MAX)
-            .max(defaults.default_max_members),
-        ..defaults
-    }
+    let connections = defaults.max_connections.max(members + 8);
+    let max_members = u32::try_from(members)
+        .unwrap_or(u32::MAX)
+        .max(defaults.default_max_members);
+    defaults
+        .with_max_connections(connections)
+        .with_max_connections_per_ip(connections)
+        .with_default_max_members(max_members)
 }

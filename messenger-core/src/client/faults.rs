@@ -22,7 +22,11 @@ use crate::rng::Rng;
 pub const FAULTS_ENV: &str = "MESSENGER_FAULTS";
 
 /// What to do to outgoing datagrams.
+///
+/// Built with [`FaultConfig::parse`], or with [`FaultConfig::default`] (no faults) and the
+/// `with_*` methods; more fields may be added (`#[non_exhaustive]`), each with a default.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct FaultConfig {
     pub loss: f64,
     pub dup: f64,
@@ -122,6 +126,48 @@ impl FaultConfig {
 
     pub fn is_active(&self) -> bool {
         self.loss > 0.0 || self.dup > 0.0 || self.reorder > 0.0 || self.drop_seq.is_some()
+    }
+
+    /// Sets `loss`, the probability that a datagram is dropped (default 0).
+    #[must_use]
+    pub fn with_loss(mut self, probability: f64) -> Self {
+        self.loss = probability;
+        self
+    }
+
+    /// Sets `dup`, the probability that a datagram is sent twice (default 0).
+    #[must_use]
+    pub fn with_dup(mut self, probability: f64) -> Self {
+        self.dup = probability;
+        self
+    }
+
+    /// Sets `reorder`, the probability that a datagram is held back for a while (default 0).
+    #[must_use]
+    pub fn with_reorder(mut self, probability: f64) -> Self {
+        self.reorder = probability;
+        self
+    }
+
+    /// Sets `delay`, the longest time a datagram is held back (default 2 ms).
+    #[must_use]
+    pub fn with_delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    /// Sets `seed`, the seed of the generator that decides each datagram's fate (default 1).
+    #[must_use]
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Sets `drop_seq`, this member's message whose every datagram is dropped (default none).
+    #[must_use]
+    pub fn with_drop_seq(mut self, seq: Option<u64>) -> Self {
+        self.drop_seq = seq;
+        self
     }
 }
 
@@ -336,6 +382,21 @@ mod tests {
         }
         assert_eq!(out.len(), 5, "every datagram carrying message 2 is dropped");
         assert_eq!(f.counts().dropped, 3);
+    }
+
+    #[test]
+    fn builders_agree_with_the_parser() {
+        let built = FaultConfig::default()
+            .with_loss(0.1)
+            .with_dup(0.05)
+            .with_reorder(0.2)
+            .with_delay(Duration::from_millis(7))
+            .with_seed(9)
+            .with_drop_seq(Some(3));
+        let parsed =
+            FaultConfig::parse("loss=0.1,dup=0.05,reorder=0.2,delay_ms=7,seed=9,drop_seq=3");
+        assert_eq!(parsed, Ok(built));
+        assert_eq!(FaultConfig::parse(""), Ok(FaultConfig::default()));
     }
 
     #[test]

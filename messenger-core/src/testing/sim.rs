@@ -66,7 +66,11 @@ impl Action {
 }
 
 /// How a simulation runs.
+///
+/// Built with [`SimConfig::new`], then changed field by field; more fields may be added
+/// (`#[non_exhaustive]`), each with a default.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct SimConfig {
     pub seed: u64,
     /// Members at the start.

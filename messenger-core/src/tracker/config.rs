@@ -6,7 +6,11 @@ use std::time::Duration;
 use crate::protocol::tracker::{AccessPolicy, PolicyError, RegistryLimits};
 
 /// Configuration of a [`Tracker`](super::Tracker).
+///
+/// Built with [`TrackerConfig::default`], then changed with the `with_*` methods; more fields
+/// may be added (`#[non_exhaustive]`), each with a default.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct TrackerConfig {
     /// Time between two heartbeat probes of a client (default 1 s; at least 1 ms is used).
     pub heartbeat_interval: Duration,
@@ -114,17 +118,110 @@ impl TrackerConfig {
     }
 
     /// This configuration with `policy`.
+    #[must_use]
     pub fn with_policy(self, policy: AccessPolicy) -> Self {
         TrackerConfig { policy, ..self }
     }
 
     /// This configuration with other heartbeat settings.
+    #[must_use]
     pub fn with_heartbeat(self, interval: Duration, misses: u32) -> Self {
         TrackerConfig {
             heartbeat_interval: interval,
             heartbeat_misses: misses,
             ..self
         }
+    }
+
+    /// Appends every metrics JSON line to the file at `path` too (default: no file).
+    #[must_use]
+    pub fn with_log_json(mut self, path: impl Into<PathBuf>) -> Self {
+        self.log_json = Some(path.into());
+        self
+    }
+
+    /// Sets `max_connections`, the most connections at a time (default 1024).
+    #[must_use]
+    pub fn with_max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max;
+        self
+    }
+
+    /// Sets `max_connections_per_ip`, the most connections from one IP address (default 32).
+    #[must_use]
+    pub fn with_max_connections_per_ip(mut self, max: usize) -> Self {
+        self.max_connections_per_ip = max;
+        self
+    }
+
+    /// Sets `max_partial_frame_bytes`, the most bytes in incomplete frames (default 64 MiB).
+    #[must_use]
+    pub fn with_max_partial_frame_bytes(mut self, max: usize) -> Self {
+        self.max_partial_frame_bytes = max;
+        self
+    }
+
+    /// Sets `max_groups`, the most groups at a time (default 10,000).
+    #[must_use]
+    pub fn with_max_groups(mut self, max: usize) -> Self {
+        self.max_groups = max;
+        self
+    }
+
+    /// Sets `max_groups_per_client`, the most existing groups one client created (default 64).
+    #[must_use]
+    pub fn with_max_groups_per_client(mut self, max: usize) -> Self {
+        self.max_groups_per_client = max;
+        self
+    }
+
+    /// Sets `default_max_members`, the member limit where the policy sets none (default 256).
+    #[must_use]
+    pub fn with_default_max_members(mut self, max: u32) -> Self {
+        self.default_max_members = max;
+        self
+    }
+
+    /// Sets `password_delay`, the delay after a first wrong password (default 100 ms).
+    #[must_use]
+    pub fn with_password_delay(mut self, delay: Duration) -> Self {
+        self.password_delay = delay;
+        self
+    }
+
+    /// Sets `password_delay_max`, the longest delay after a wrong password (default 5 s).
+    #[must_use]
+    pub fn with_password_delay_max(mut self, delay: Duration) -> Self {
+        self.password_delay_max = delay;
+        self
+    }
+
+    /// Sets `max_password_failures`, the wrong passwords that close a connection (default 10).
+    #[must_use]
+    pub fn with_max_password_failures(mut self, max: u32) -> Self {
+        self.max_password_failures = max;
+        self
+    }
+
+    /// Sets `max_plausible_rate`, the highest believed throughput report (default 10,000,000/s).
+    #[must_use]
+    pub fn with_max_plausible_rate(mut self, rate: f64) -> Self {
+        self.max_plausible_rate = rate;
+        self
+    }
+
+    /// Sets `max_plausible_latency`, the highest believed latency report (default 1 hour).
+    #[must_use]
+    pub fn with_max_plausible_latency(mut self, latency: Duration) -> Self {
+        self.max_plausible_latency = latency;
+        self
+    }
+
+    /// Sets `suspect_window`, how long a report of a silent member counts (default 10 s).
+    #[must_use]
+    pub fn with_suspect_window(mut self, window: Duration) -> Self {
+        self.suspect_window = window;
+        self
     }
 
     /// The probe period actually used (a zero period would make no sense, and tokio's
@@ -197,10 +294,7 @@ mod tests {
         assert_eq!([ms(1), ms(2), ms(3), ms(4)], [100, 200, 400, 800]);
         assert_eq!(ms(7), 5_000, "capped");
         assert_eq!(ms(u32::MAX), 5_000, "no overflow");
-        let c = TrackerConfig {
-            max_password_failures: 0,
-            ..TrackerConfig::default()
-        };
+        let c = TrackerConfig::default().with_max_password_failures(0);
         assert_eq!(c.password_failures(), 1);
     }
 

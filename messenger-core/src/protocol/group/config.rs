@@ -8,7 +8,11 @@ use crate::protocol::wire;
 use super::{Event, Group};
 
 /// Limits and timers of one group. One struct configures everything.
+///
+/// Built with [`GroupConfig::default`], then changed with the `with_*` methods; more fields
+/// may be added (`#[non_exhaustive]`), each with a default.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct GroupConfig {
     /// Size budget for bundling frames into one datagram.
     pub bundle_size: usize,
@@ -45,6 +49,76 @@ impl GroupConfig {
     /// The largest window the bindings accept: every member may hold a window of messages
     /// (up to `max_payload` bytes each) per sender, 78 MB per sender at this limit.
     pub const MAX_WINDOW: u64 = 65_536;
+
+    /// Sets `bundle_size`, the size budget of one datagram in bytes (default 1400).
+    #[must_use]
+    pub fn with_bundle_size(mut self, bytes: usize) -> Self {
+        self.bundle_size = bytes;
+        self
+    }
+
+    /// Sets `max_payload`, the largest application payload in bytes (default 1200).
+    #[must_use]
+    pub fn with_max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = bytes;
+        self
+    }
+
+    /// Sets `window`, the messages a sender may have in flight (default 1024).
+    #[must_use]
+    pub fn with_window(mut self, messages: u64) -> Self {
+        self.window = messages;
+        self
+    }
+
+    /// Sets `ack_delay`, how long a receiver waits before acknowledging (default 500 µs).
+    #[must_use]
+    pub fn with_ack_delay(mut self, delay: Duration) -> Self {
+        self.ack_delay = delay;
+        self
+    }
+
+    /// Sets `nack_interval`, the longest time before a gap is asked for again (default 5 ms).
+    #[must_use]
+    pub fn with_nack_interval(mut self, interval: Duration) -> Self {
+        self.nack_interval = interval;
+        self
+    }
+
+    /// Sets `min_rto`, the shortest retransmission timeout (default 1 ms).
+    #[must_use]
+    pub fn with_min_rto(mut self, rto: Duration) -> Self {
+        self.min_rto = rto;
+        self
+    }
+
+    /// Sets `repair_interval`, how often unfinished work is repeated (default 10 ms).
+    #[must_use]
+    pub fn with_repair_interval(mut self, interval: Duration) -> Self {
+        self.repair_interval = interval;
+        self
+    }
+
+    /// Sets `status_interval`, the period of the status message (default 100 ms).
+    #[must_use]
+    pub fn with_status_interval(mut self, interval: Duration) -> Self {
+        self.status_interval = interval;
+        self
+    }
+
+    /// Sets `max_departed`, the departed members remembered (default 64).
+    #[must_use]
+    pub fn with_max_departed(mut self, members: usize) -> Self {
+        self.max_departed = members;
+        self
+    }
+
+    /// Sets `suspect_timeout`, the data-plane silence that makes a peer suspect (default 3 s).
+    #[must_use]
+    pub fn with_suspect_timeout(mut self, timeout: Duration) -> Self {
+        self.suspect_timeout = timeout;
+        self
+    }
 }
 
 impl Default for GroupConfig {

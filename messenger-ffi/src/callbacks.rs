@@ -389,9 +389,9 @@ mod tests {
         recorded.lock().unwrap().push((kind, group, text));
     }
 
-    /// No real-socket test produces `ClientEvent::Lost` deterministically (it needs a member
-    /// that vanished while some messages it sent were known to exist but held by no survivor),
-    /// so the conversion into the C event is checked here, through a C-ABI callback.
+    /// The conversion of `ClientEvent::Lost` into the C event, through a C-ABI callback, for
+    /// both text forms (one message, a range); `tests/c/test_departures.c` produces the
+    /// one-message form on real sockets.
     #[test]
     fn a_lost_event_reaches_c_with_its_group_sender_and_range() {
         let recorded: Recorded = Mutex::new(Vec::new());

@@ -4,7 +4,7 @@ all vanish, removed from its group on the others' reports (Removed), and a sende
 message never arrives, whose later one is reported lost when it leaves (Lost)."""
 
 from pathlib import Path
-from typing import List
+from typing import List, Literal
 
 import pytest
 
@@ -141,7 +141,9 @@ def test_a_member_silent_on_the_data_plane_is_removed() -> None:
 
 
 @pytest.mark.parametrize("order", ["fifo", "total"])
-def test_messages_behind_a_gap_are_reported_lost_when_their_sender_leaves(order: str) -> None:
+def test_messages_behind_a_gap_are_reported_lost_when_their_sender_leaves(
+    order: Literal["fifo", "total"],
+) -> None:
     """The fault injector drops every datagram carrying cid's first message (drop_seq=1), so
     its second one waits behind a gap at ann and bob that is never filled; when cid leaves
     (after its leave timeout: the first message is never stable), both report it Lost."""

@@ -11,9 +11,9 @@
  *   with heartbeats of 200 ms x 4 drops it, not before 4 x 200 ms, and the other member sees
  *   the view without it.
  *
- * MESSENGER_EVENT_LOST has no test here: it needs a member that vanished while some message
- * it sent was known to exist but held by no survivor, which real sockets do not produce on
- * demand. The conversion into the C event is tested in messenger-ffi/src/callbacks.rs.
+ * - a sender whose first message never arrives anywhere (faults drop_seq=1: every datagram
+ *   carrying it is dropped) leaves: its second message, held behind the gap, is reported with
+ *   MESSENGER_EVENT_LOST at both other members, in fifo and in total order.
  */
 #include "harness.h"
 
@@ -26,9 +26,9 @@ typedef struct inbox {
   const char *name;
   waiter *w;
   /* Events. */
-  int tracker_lost, reconnected, rejoin_failed, removed;
+  int tracker_lost, reconnected, rejoin_failed, removed, lost;
   char reconnected_text[256], rejoin_group[64], rejoin_text[256], removed_group[64],
-      removed_text[256];
+      removed_text[256], lost_group[64], lost_text[256];
   /* The last view of each group it saw (by name), and whether someone left it. */
   char view_group[4][32];
   int view_members[4];
@@ -102,6 +102,11 @@ static void on_event(void *userdata, messenger_event_kind kind, const char *grou
     in->rejoin_failed++;
     snprintf(in->rejoin_group, sizeof in->rejoin_group, "%s", group ? group : "(NULL)");
     snprintf(in->rejoin_text, sizeof in->rejoin_text, "%s", text);
+    break;
+  case MESSENGER_EVENT_LOST:
+    in->lost++;
+    snprintf(in->lost_group, sizeof in->lost_group, "%s", group ? group : "(NULL)");
+    snprintf(in->lost_text, sizeof in->lost_text, "%s", text);
     break;
   case MESSENGER_EVENT_REMOVED:
     in->removed++;
@@ -239,6 +244,57 @@ static void a_member_silent_on_the_data_plane_is_removed(void) {
   waiter_destroy(&w);
 }
 
+static void messages_behind_a_gap_are_lost_when_their_sender_leaves(messenger_order order,
+                                                                  const char *group) {
+  waiter w;
+  waiter_init(&w);
+  char addr[64];
+  messenger_tracker *tracker = start_tracker(NULL, addr, sizeof addr);
+  static inbox ann, bob, cid;
+  ann = (inbox){.name = "ann", .w = &w};
+  bob = (inbox){.name = "bob", .w = &w};
+  cid = (inbox){.name = "cid", .w = &w};
+  messenger_client *a = connect_inbox(addr, &ann, "", 0);
+  messenger_client *b = connect_inbox(addr, &bob, "", 0);
+  /* Every datagram carrying cid's message 1 is dropped, its first sending and every resend. */
+  messenger_client *c = connect_inbox(addr, &cid, "drop_seq=1", 0);
+  CHECK_OK(messenger_client_join(a, group, order, NULL));
+  CHECK_OK(messenger_client_join(b, group, order, NULL));
+  CHECK_OK(messenger_client_join(c, group, order, NULL));
+  WAIT_UNTIL(&w, members_of(&ann, group) == 3 && members_of(&bob, group) == 3,
+             "ann and bob to see all three");
+  /* Too large to share a datagram: the second arrives and waits behind the first, which
+   * never does. */
+  char big[1000];
+  memset(big, 'x', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  memcpy(big, "first", 5);
+  CHECK_OK(send_text(c, group, big));
+  memcpy(big, "second", 6);
+  CHECK_OK(send_text(c, group, big));
+  /* Leaving waits (up to its leave timeout) for the first message to be stable; it never is. */
+  CHECK_OK(messenger_client_leave(c, group));
+  WAIT_UNTIL(&w, ann.lost == 1 && bob.lost == 1, "ann and bob to report cid's message lost");
+  waiter_lock(&w);
+  inbox *both[] = {&ann, &bob};
+  for (int i = 0; i < 2; i++) {
+    inbox *in = both[i];
+    CHECK(strcmp(in->lost_group, group) == 0);
+    CHECK(strstr(in->lost_text, "message 2 of cid") != NULL);
+    CHECK(in->logged == 0); /* nothing of cid's is delivered */
+  }
+  pthread_mutex_unlock(&w.mu);
+  messenger_fault_counts f;
+  CHECK_OK(messenger_client_fault_counts(c, &f));
+  CHECK(f.dropped >= 1);
+  for (messenger_client **x = (messenger_client *[]){a, b, c, NULL}; *x; x++) {
+    CHECK_OK(messenger_client_quit(*x, NULL));
+    messenger_client_free(*x);
+  }
+  messenger_tracker_free(tracker);
+  waiter_destroy(&w);
+}
+
 /* The child process: a client "zed" in group "g" that then waits to be frozen. */
 static int frozen_client(const char *addr) {
   test_name = "test_departures (frozen client)";
@@ -340,6 +396,8 @@ int main(int argc, char **argv) {
   test_name = "test_departures";
   a_group_the_new_tracker_refuses();
   a_member_silent_on_the_data_plane_is_removed();
+  messages_behind_a_gap_are_lost_when_their_sender_leaves(MESSENGER_ORDER_FIFO, "lossy-fifo");
+  messages_behind_a_gap_are_lost_when_their_sender_leaves(MESSENGER_ORDER_TOTAL, "lossy-total");
   a_frozen_client_is_dropped_after_its_missed_heartbeats();
   printf("test_departures: ok\n");
   return 0;

@@ -471,6 +471,15 @@ typedef struct messenger_tracker_counters {
    * Connections closed for a malformed or oversized frame or a protocol violation.
    */
   uint64_t bad_connections;
+  /**
+   * Connections refused or closed for reaching a limit: connections in all or per address,
+   * bytes of partial frames, wrong passwords.
+   */
+  uint64_t refused_connections;
+  /**
+   * Members taken out of a group because enough of its members reported them.
+   */
+  uint64_t members_suspected;
 } messenger_tracker_counters;
 
 #ifdef __cplusplus

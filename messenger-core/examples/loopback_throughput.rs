@@ -83,5 +83,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         c.shutdown().await;
     }
     tracker.shutdown().await;
+    if got < expected {
+        return Err(format!("only {got} of {expected} deliveries within 120 s").into());
+    }
     Ok(())
 }

@@ -213,9 +213,28 @@ async fn tracker_errors_reach_the_client_as_typed_errors() {
         b.send("room", "x").await,
         Err(messenger_core::ClientError::NotJoined(_))
     ));
+    // A group configuration that could not work is refused before anything connects.
+    for (window, why) in [
+        (0, "window 0"),
+        (GroupConfig::MAX_WINDOW + 1, "window 65537"),
+    ] {
+        let mut config = ClientConfig::new(addr, "cid");
+        config.group = GroupConfig::default().with_window(window);
+        match Client::connect(config, ()).await {
+            Err(messenger_core::ClientError::Config(message)) => {
+                assert!(message.contains(why), "{message}")
+            }
+            other => panic!("window {window}: {:?}", other.map(|_| "connected")),
+        }
+    }
     // And after all that, a normal request works.
     let groups = b.groups().await.expect("list groups");
     assert_eq!(groups.len(), 1);
+    assert_eq!(
+        b.tracker_stats().await.expect("stats").clients,
+        2,
+        "cid never registered"
+    );
     a.quit().await.expect("quit");
     b.quit().await.expect("quit");
     tracker.shutdown().await;

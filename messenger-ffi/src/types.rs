@@ -410,6 +410,11 @@ pub struct messenger_tracker_counters {
     pub clients_dropped: u64,
     /// Connections closed for a malformed or oversized frame or a protocol violation.
     pub bad_connections: u64,
+    /// Connections refused or closed for reaching a limit: connections in all or per address,
+    /// bytes of partial frames, wrong passwords.
+    pub refused_connections: u64,
+    /// Members taken out of a group because enough of its members reported them.
+    pub members_suspected: u64,
 }
 
 impl From<TrackerStats> for messenger_tracker_counters {
@@ -423,6 +428,8 @@ impl From<TrackerStats> for messenger_tracker_counters {
             errors: s.errors,
             clients_dropped: s.clients_dropped,
             bad_connections: s.bad_connections,
+            refused_connections: s.refused_connections,
+            members_suspected: s.members_suspected,
         }
     }
 }

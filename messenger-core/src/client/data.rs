@@ -310,7 +310,7 @@ impl Received {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     // ICMP errors from a departed peer's port, for example: not fatal.
-                    tracing::debug!(target: "messenger::runtime", "udp receive: {e}");
+                    tracing::debug!(target: "messenger::data", "udp receive: {e}");
                     break;
                 }
             }
@@ -386,10 +386,10 @@ pub(crate) async fn run(
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     if let Err(e) = socket.send_to(&bytes, to).await {
-                        tracing::debug!(target: "messenger::runtime", "udp send to {to}: {e}");
+                        tracing::debug!(target: "messenger::data", "udp send to {to}: {e}");
                     }
                 }
-                Err(e) => tracing::debug!(target: "messenger::runtime", "udp send to {to}: {e}"),
+                Err(e) => tracing::debug!(target: "messenger::data", "udp send to {to}: {e}"),
             }
         }
     }
@@ -433,9 +433,15 @@ fn deliver(
     }
     // Fire and forget: the control task reports them; the data plane never waits for it.
     for (group, member) in pass.suspects.drain(..) {
-        tracing::info!(target: "messenger::runtime", group = %group, member = member.0, "member {member} of {group} is silent on the data plane");
+        tracing::info!(
+            target: "messenger::data",
+            group = %group,
+            member = member.0,
+            "member {member} of {group} holds the group up (silent on the data plane, or not \
+             acknowledging, proposing or finalizing); reporting it to the tracker"
+        );
         if plane.suspects.try_send((group, member)).is_err() {
-            tracing::debug!(target: "messenger::runtime", "report of a silent member dropped: queue full");
+            tracing::debug!(target: "messenger::data", "report of a member dropped: queue full");
         }
     }
 }

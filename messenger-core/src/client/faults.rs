@@ -92,7 +92,12 @@ impl FaultConfig {
                         .trim()
                         .parse()
                         .map_err(|_| err(format!("`{value}` is not a whole number")))?;
-                    config.delay = Duration::from_millis(ms.clamp(1, 10_000));
+                    if !(1..=10_000).contains(&ms) {
+                        return Err(err(format!(
+                            "delay_ms={ms} is not between 1 and 10000 milliseconds"
+                        )));
+                    }
+                    config.delay = Duration::from_millis(ms);
                 }
                 "seed" => {
                     config.seed = value
@@ -407,6 +412,8 @@ mod tests {
             "loss=x",
             "jitter=1",
             "seed=-1",
+            "delay_ms=0",
+            "delay_ms=10001",
             "drop_seq=0",
             "drop_seq=x",
         ] {

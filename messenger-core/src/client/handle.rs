@@ -63,6 +63,7 @@ impl Client {
         config: ClientConfig,
         handler: impl Handler,
     ) -> Result<Client, ClientError> {
+        config.group.validate().map_err(ClientError::Config)?;
         let faults = match config.faults {
             Some(f) => Some(f),
             None => FaultConfig::from_env()?,

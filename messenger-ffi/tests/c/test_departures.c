@@ -218,6 +218,8 @@ static void a_member_silent_on_the_data_plane_is_removed(void) {
   CHECK(stats.clients == 3);         /* cid is still connected, */
   CHECK(stats.clients_dropped == 0); /* it answered its heartbeats */
   CHECK(stats.memberships == 2);
+  CHECK(stats.members_suspected == 1); /* cid, on ann's and bob's reports */
+  CHECK(stats.refused_connections == 0);
 
   /* The survivors' total order goes on. */
   for (int i = 1; i <= 5; i++) {

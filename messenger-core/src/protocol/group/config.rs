@@ -50,6 +50,33 @@ impl GroupConfig {
     /// (up to `max_payload` bytes each) per sender, 78 MB per sender at this limit.
     pub const MAX_WINDOW: u64 = 65_536;
 
+    /// Checks the values that would stop a group from working: a window of 0 refuses every
+    /// send, one above [`GroupConfig::MAX_WINDOW`] lets a member hold more than it should, a
+    /// zero status interval or suspect timeout would report or repeat without pause.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=Self::MAX_WINDOW).contains(&self.window) {
+            return Err(format!(
+                "window {} is not between 1 and {} messages",
+                self.window,
+                Self::MAX_WINDOW
+            ));
+        }
+        if self.max_payload == 0 {
+            return Err("max_payload is 0: no message could be sent".into());
+        }
+        for (name, value) in [
+            ("status_interval", self.status_interval),
+            ("suspect_timeout", self.suspect_timeout),
+            ("repair_interval", self.repair_interval),
+            ("min_rto", self.min_rto),
+        ] {
+            if value.is_zero() {
+                return Err(format!("{name} is 0"));
+            }
+        }
+        Ok(())
+    }
+
     /// Sets `bundle_size`, the size budget of one datagram in bytes (default 1400).
     #[must_use]
     pub fn with_bundle_size(mut self, bytes: usize) -> Self {
@@ -134,6 +161,34 @@ impl Default for GroupConfig {
             status_interval: Duration::from_millis(100),
             max_departed: 64,
             suspect_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_workable_configurations_pass() {
+        assert_eq!(GroupConfig::default().validate(), Ok(()));
+        let max = GroupConfig::default().with_window(GroupConfig::MAX_WINDOW);
+        assert_eq!(max.validate(), Ok(()));
+        for (bad, what) in [
+            (GroupConfig::default().with_window(0), "window 0"),
+            (GroupConfig::default().with_window(65_537), "window 65537"),
+            (GroupConfig::default().with_max_payload(0), "max_payload"),
+            (
+                GroupConfig::default().with_suspect_timeout(Duration::ZERO),
+                "suspect_timeout",
+            ),
+            (
+                GroupConfig::default().with_status_interval(Duration::ZERO),
+                "status_interval",
+            ),
+        ] {
+            let e = bad.validate().expect_err(what);
+            assert!(e.contains(what), "{e}");
         }
     }
 }

@@ -190,6 +190,8 @@ async fn connect(
                 name_is_fixed = false;
                 output.error(&format!("{e}; choose another"));
             }
+            // The configuration or the machine (the --udp address) is at fault, not the tracker.
+            Err(e @ (ClientError::Config(_) | ClientError::Io(_))) => bail!("{e}"),
             Err(e) => bail!("cannot register with the tracker at {tracker}: {e}"),
         }
     }

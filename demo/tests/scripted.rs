@@ -602,6 +602,30 @@ fn the_udp_flag_binds_the_chat_where_it_says() {
     }
 }
 
+/// `--udp` with an address that cannot be bound (here: a port another socket holds) fails with
+/// a message about the UDP socket, not one that blames the tracker (which answers fine).
+#[test]
+fn a_udp_address_that_cannot_be_bound_is_named_in_the_error() {
+    let (_tracker, addr) = tracker(&[]);
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let udp = taken.local_addr().expect("address").to_string();
+    let addr = addr.to_string();
+    let mut c = Proc::spawn(
+        "ann",
+        &["chat", "--name", "ann", "--tracker", &addr, "--udp", &udp],
+        &[],
+    );
+    c.close_stdin();
+    let status = c.wait_exit();
+    assert!(!status.success(), "exited with {status}");
+    c.expect_stderr(&format!("cannot bind the UDP socket to {udp}: "));
+    assert!(
+        !c.stderr().iter().any(|l| l.contains("tracker")),
+        "{:#?}",
+        c.stderr()
+    );
+}
+
 /// `--quit-wait SECS`: when a member never acknowledges (every datagram it sends is lost, and
 /// nobody reports it for a long while), `!q` waits that long for delivery, says it gave up,
 /// and quits with the metrics.

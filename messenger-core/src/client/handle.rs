@@ -68,7 +68,12 @@ impl Client {
             Some(f) => Some(f),
             None => FaultConfig::from_env()?,
         };
-        let socket = tokio::net::UdpSocket::bind(config.udp_bind).await?;
+        let socket = tokio::net::UdpSocket::bind(config.udp_bind)
+            .await
+            .map_err(|e| {
+                let why = format!("cannot bind the UDP socket to {}: {e}", config.udp_bind);
+                ClientError::Io(std::io::Error::new(e.kind(), why))
+            })?;
         let udp_addr = socket.local_addr()?;
         let request_timeout = config.request_timeout;
         let leave_timeout = config.leave_timeout;

@@ -10,6 +10,8 @@
 //! - [`group`]: one group's state machine composing all of the above (one file per concern,
 //!   failure resolution a sub-state machine of its own).
 //! - [`tracker`]: the tracker's registry.
+//! - [`seal`]: sealed datagrams: pairwise keys per view, AEAD, replay windows (not yet used
+//!   by the group).
 //!
 //! Only what a runtime or an application needs is public. With the `test-util` feature,
 //! `decision` is public too, for the exhaustive oracle of its rule (`tests/resolution_oracle.rs`).
@@ -22,6 +24,7 @@ pub(crate) mod fifo;
 pub mod group;
 pub(crate) mod isis;
 pub(crate) mod reliable;
+pub mod seal;
 pub mod tracker;
 pub mod types;
 pub mod wire;

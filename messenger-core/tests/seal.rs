@@ -654,38 +654,3 @@ fn the_shortest_sealed_datagram_is_min_sealed_bytes() {
         Err(OpenError::TooShort { .. })
     ));
 }
-
-/// The cost of sealing and opening one datagram, printed. Not a benchmark (`messenger bench`
-/// measures the cost end to end): run with
-/// `cargo test --release -p messenger-core --test seal -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn seal_and_open_cost() {
-    let mut rings = rings(2);
-    for size in [100usize, 1400] {
-        let original = plain(1, 2, 1, &vec![7u8; size]);
-        let count = 20_000u32;
-        // Copies with room for the overhead, as the outbox would provide them.
-        let mut datagrams: Vec<Vec<u8>> = (0..count)
-            .map(|_| {
-                let mut d = Vec::with_capacity(original.len() + SEAL_OVERHEAD);
-                d.extend_from_slice(&original);
-                d
-            })
-            .collect();
-        let started = std::time::Instant::now();
-        for d in &mut datagrams {
-            at(&mut rings, 1).seal(d).unwrap();
-        }
-        let seal = started.elapsed() / count;
-        let started = std::time::Instant::now();
-        for d in &mut datagrams {
-            at(&mut rings, 2).open(d).unwrap();
-        }
-        let open = started.elapsed() / count;
-        println!(
-            "{}-byte datagram: seal {seal:?}, open {open:?}",
-            original.len()
-        );
-    }
-}

@@ -130,6 +130,7 @@ impl Group {
                     let (priority, is_final) = match fits {
                         Some(f) => {
                             self.counters.observe_final(f);
+                            peer.stream.finals.note_taken(seq, f);
                             (f, true)
                         }
                         None => (own, false),

@@ -34,6 +34,18 @@ pub(super) struct Finals {
     /// Finals of the last delivered messages (at most a window), reported if the sender
     /// departs: a failure resolution keeps every final somebody knows.
     pub(super) retained: VecDeque<(SeqNo, Priority)>,
+    /// The final taken for the highest sequence number so far (`total::final_fits` compares
+    /// with it instead of looking up the neighbours when finals come in order).
+    pub(super) newest_taken: Option<(SeqNo, Priority)>,
+}
+
+impl Finals {
+    /// Records that the final of `seq` was taken.
+    pub(super) fn note_taken(&mut self, seq: SeqNo, priority: Priority) {
+        if self.newest_taken.is_none_or(|(s, _)| seq > s) {
+            self.newest_taken = Some((seq, priority));
+        }
+    }
 }
 
 impl Stream {

@@ -94,11 +94,16 @@ impl Group {
         if !stream.rx.start_known() || f.seq <= stream.delivered {
             return;
         }
-        match self.holdback.get(from, f.seq) {
-            // A message's final is taken once: a repeat is a retransmission, and a different
-            // one comes from a faulty sender.
-            Some((_, queued)) if queued.is_final => {}
-            Some((key, _)) => {
+        // Taken out and put back (at its final, or where it was): one search of the queue, as
+        // before finals were checked.
+        match self.holdback.remove(from, f.seq) {
+            Some((key, mut queued)) => {
+                // A message's final is taken once: a repeat is a retransmission, and a
+                // different one comes from a faulty sender.
+                if queued.is_final {
+                    self.holdback.insert(key, queued);
+                    return;
+                }
                 if !final_fits(
                     &self.holdback,
                     stream,
@@ -107,12 +112,21 @@ impl Group {
                     f.priority,
                     key.priority,
                 ) {
+                    self.holdback.insert(key, queued);
                     self.stats.invalid_frames += 1;
                     return;
                 }
                 self.counters.observe_final(f.priority);
-                self.holdback.finalize(from, f.seq, f.priority);
+                queued.is_final = true;
+                self.holdback.insert(
+                    OrderKey {
+                        priority: f.priority,
+                        ..key
+                    },
+                    queued,
+                );
                 stream.note_final_known(f.seq);
+                stream.finals.note_taken(f.seq, f.priority);
             }
             None => {
                 // Checked by `final_fits` when the message reaches the hold-back queue.
@@ -228,6 +242,14 @@ pub(super) fn final_fits(
 ) -> bool {
     if priority < proposal {
         return false;
+    }
+    // The usual case, finals taken in sequence order, needs no lookup: every final taken
+    // (delivered messages' included) is at or below `newest_taken`'s number.
+    match stream.finals.newest_taken {
+        None => return true,
+        Some((s, _)) if s < seq.prev() => return true,
+        Some((s, p)) if s == seq.prev() => return priority >= p,
+        Some(_) => {}
     }
     let previous = match holdback.get(origin, seq.prev()) {
         Some((key, queued)) => queued.is_final.then_some(key.priority),

@@ -21,6 +21,7 @@ EXCEPTIONS = [
     messenger.GroupFull,
     messenger.LimitReached,
     messenger.TrackerUnavailable,
+    messenger.TrackerNotTrusted,
     messenger.ClosedError,
     messenger.MessageTooLarge,
     messenger.ConfigError,

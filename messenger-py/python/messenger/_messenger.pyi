@@ -36,6 +36,7 @@ __all__ = [
     "Tracker",
     "TrackerLost",
     "TrackerStats",
+    "TrackerNotTrusted",
     "TrackerUnavailable",
     "UnknownGroup",
     "UsernameTaken",

@@ -383,3 +383,28 @@ async fn a_passive_reader_of_the_control_connection_finds_no_password_and_no_use
     secure.shutdown().await;
     plain.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_over_a_limit_learns_why_inside_tls() {
+    let tracker = tracker_on(
+        local(),
+        TrackerConfig::default()
+            .with_state_dir(temp_dir("state"))
+            .with_max_connections_per_ip(1),
+    )
+    .await;
+    let pinned = TrackerTrust::Fingerprint(tracker.fingerprint().expect("fingerprint"));
+    let first = Client::connect(config(tracker.local_addr(), "ann", pinned.clone()), ())
+        .await
+        .expect("the first connection");
+    match Client::connect(config(tracker.local_addr(), "bob", pinned), ()).await {
+        Err(ClientError::Rejected {
+            code: ErrorCode::LimitReached,
+            message,
+        }) => assert!(message.contains("connections"), "{message}"),
+        other => panic!("expected LimitReached, got {:?}", other.err()),
+    }
+    assert_eq!(tracker.stats().refused_connections, 1);
+    first.quit().await.expect("quit");
+    tracker.shutdown().await;
+}

@@ -17,6 +17,14 @@ EXTRA_TESTS :=
 # more, and a malformed SIM_SEEDS is an error.
 unexport SIM_SEED MESSENGER_BLESS MESSENGER_FAULTS
 
+# Tests, examples and the C and Python suites never touch the keys and known trackers of the
+# home directory: every tracker they start without a state directory of its own shares this
+# one key (as one user's trackers do), so the pins their clients record stay true whichever
+# port a tracker gets. The Rust tests set their own directories anyway; this is the net.
+TEST_DIRS := $(abspath $(or $(CARGO_TARGET_DIR),target))/test-dirs
+export MESSENGER_STATE_DIR := $(TEST_DIRS)/state
+export MESSENGER_CONFIG_DIR := $(TEST_DIRS)/config
+
 test: lint build test-rust test-examples test-bench-replot fuzz-check $(EXTRA_TESTS)
 	@echo "make test: every check passed"
 

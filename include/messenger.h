@@ -133,6 +133,13 @@ enum messenger_result
    */
   MESSENGER_TIMED_OUT = 12,
   /**
+   * The tracker did not prove the identity this client trusts (TLS): a key other than the
+   * one recorded in the known-trackers file (the message names the file and the line to
+   * delete if the change is expected) or pinned, a certificate the CA did not issue, or a
+   * tracker without TLS.
+   */
+  MESSENGER_TRACKER_NOT_TRUSTED = 13,
+  /**
    * The tracker knows no group of that name.
    */
   MESSENGER_UNKNOWN_GROUP = 100,
@@ -511,6 +518,33 @@ messenger_result messenger_client_config_set_udp_bind(struct messenger_client_co
                                                       const char *address);
 
 /**
+ * Connects to the tracker over plain TCP, without TLS (`insecure` non-zero), or with TLS
+ * again (0, the default). Without TLS, group passwords and the username travel in clear and
+ * the tracker's identity is not checked; only a tracker started insecure accepts it.
+ */
+messenger_result messenger_client_config_set_insecure(struct messenger_client_config *config,
+                                                      bool insecure);
+
+/**
+ * Accepts only a tracker whose certificate has this SHA-256 fingerprint (32 hex bytes,
+ * with or without colons, as `messenger_tracker_fingerprint` writes it), instead of trusting
+ * the tracker on first use. Fails with `MESSENGER_INVALID_ARGUMENT` for a text that is not a
+ * fingerprint, leaving the config as it was.
+ */
+messenger_result messenger_client_config_set_tracker_fingerprint(struct messenger_client_config *config,
+                                                                 const char *fingerprint);
+
+/**
+ * Trusts trackers on first use (the default) with the known-trackers file at `path` instead
+ * of the default one (`$MESSENGER_CONFIG_DIR/known_trackers`, else
+ * `$XDG_CONFIG_HOME/messenger/known_trackers`, else `~/.config/messenger/known_trackers`):
+ * the first connection to a tracker address records its fingerprint there, later ones accept
+ * that key only.
+ */
+messenger_result messenger_client_config_set_known_trackers_file(struct messenger_client_config *config,
+                                                                 const char *path);
+
+/**
  * Sets the send window of every group the client joins: how many of its messages a sender
  * may have in flight (not yet held by every member) before `messenger_client_send` waits for
  * room, and how many messages of each sender a member holds back while an earlier one is
@@ -751,16 +785,35 @@ const char *messenger_result_name(uint32_t result);
  * removed after `heartbeat_misses` unanswered probes in a row; 0 for either means the default
  * (1000 ms, 3 misses).
  *
+ * The tracker speaks TLS 1.3 with a key pair and self-signed certificate kept in the default
+ * state directory (`$MESSENGER_STATE_DIR`, else `$XDG_STATE_HOME/messenger`, else
+ * `~/.local/state/messenger`), created on first start; `messenger_tracker_new_with_tls`
+ * chooses another directory, or plain TCP.
+ *
  * On success `*tracker_out` is a running tracker, to be freed with `messenger_tracker_free`.
  * Fails with `MESSENGER_INVALID_ARGUMENT` for an address that does not parse, `MESSENGER_IO`
- * when the address cannot be bound or the policy file read, `MESSENGER_CONFIG` for an invalid
- * policy.
+ * when the address cannot be bound, the policy file read or the key created or read,
+ * `MESSENGER_CONFIG` for an invalid policy.
  */
 messenger_result messenger_tracker_new(const char *bind,
                                        const char *policy_file,
                                        uint32_t heartbeat_interval_ms,
                                        uint32_t heartbeat_misses,
                                        struct messenger_tracker **tracker_out);
+
+/**
+ * `messenger_tracker_new` with its TLS settings: `state_dir` is the directory that keeps the
+ * tracker's key pair and self-signed certificate (created there on first start; NULL for the
+ * default state directory); `insecure` non-zero serves plain TCP without TLS instead (group
+ * passwords and usernames then travel in clear, and only insecure clients connect).
+ */
+messenger_result messenger_tracker_new_with_tls(const char *bind,
+                                                const char *policy_file,
+                                                uint32_t heartbeat_interval_ms,
+                                                uint32_t heartbeat_misses,
+                                                const char *state_dir,
+                                                bool insecure,
+                                                struct messenger_tracker **tracker_out);
 
 /**
  * Writes the address the tracker listens on (`IP:PORT`, the port actually bound) into
@@ -771,6 +824,17 @@ messenger_result messenger_tracker_address(const struct messenger_tracker *track
                                            char *buf,
                                            size_t len,
                                            size_t *out_len);
+
+/**
+ * Writes the SHA-256 fingerprint of the tracker's certificate (32 upper-case hex bytes
+ * separated by colons, 95 characters) into `buf`, following the rules of
+ * `messenger_last_error` for `buf`, `len` and `out_len`; an empty string for an insecure
+ * tracker. Clients pin it with `messenger_client_config_set_tracker_fingerprint`.
+ */
+messenger_result messenger_tracker_fingerprint(const struct messenger_tracker *tracker,
+                                               char *buf,
+                                               size_t len,
+                                               size_t *out_len);
 
 /**
  * Writes the tracker's counters into `*stats_out`. Fails with `MESSENGER_CLOSED` once the

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use messenger_core::{
-    Client, ClientConfig, ClientError, ErrorCode, Order, Tracker, TrackerConfig, TrackerHandle,
+    Client, ClientConfig, ClientError, ErrorCode, Order, Tracker, TrackerHandle, TrackerTrust,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -120,12 +120,14 @@ async fn connect(
     let mut tracker = args.tracker;
     let mut hosted = None;
     let mut tried_hosting = false;
+    let mut trust = args.trust();
     if args.host_tracker == HostTracker::Always {
-        let handle = host(tracker).await?;
+        let handle = host(tracker, args).await?;
         tracker = handle.local_addr();
         output.notice(&format!(
             "hosting a tracker on {tracker} (it stops when this chat quits)"
         ));
+        trust = hosted_trust(&handle, output, trust);
         hosted = Some(handle);
         tried_hosting = true;
     }
@@ -141,7 +143,7 @@ async fn connect(
             },
         };
         let handler = ChatHandler::new(&username, output.clone(), state.clone());
-        let mut config = ClientConfig::new(tracker, username.as_str());
+        let mut config = ClientConfig::new(tracker, username.as_str()).with_trust(trust.clone());
         config.udp_bind = args.udp;
         config.group.suspect_timeout = args.suspect_after();
         match Client::connect(config, handler).await {
@@ -160,7 +162,7 @@ async fn connect(
                     );
                 }
                 tried_hosting = true;
-                match Tracker::spawn(tracker, TrackerConfig::default()).await {
+                match Tracker::spawn(tracker, args.hosted_tracker()).await {
                     Ok(handle) => {
                         tracker = handle.local_addr();
                         output.notice(&format!(
@@ -168,6 +170,7 @@ async fn connect(
                              when this chat quits)",
                             args.tracker
                         ));
+                        trust = hosted_trust(&handle, output, trust);
                         hosted = Some(handle);
                     }
                     // Another chat started one meanwhile: join that one.
@@ -197,10 +200,27 @@ async fn connect(
     }
 }
 
-async fn host(addr: SocketAddr) -> anyhow::Result<TrackerHandle> {
-    Tracker::spawn(addr, TrackerConfig::default())
+async fn host(addr: SocketAddr, args: &ChatArgs) -> anyhow::Result<TrackerHandle> {
+    Tracker::spawn(addr, args.hosted_tracker())
         .await
         .with_context(|| format!("cannot host a tracker on {addr}"))
+}
+
+/// The trust of a chat in the tracker it hosts: the hosted tracker's own fingerprint (it is
+/// this process's tracker; nothing to learn on first use), unless the user pinned one or
+/// chose insecure. Says the fingerprint, for the others who will connect.
+fn hosted_trust(handle: &TrackerHandle, output: &Output, trust: TrackerTrust) -> TrackerTrust {
+    let Some(fingerprint) = handle.fingerprint() else {
+        output.notice("the hosted tracker is insecure (plain TCP, no TLS)");
+        return trust;
+    };
+    output.notice(&format!(
+        "the hosted tracker's fingerprint is {fingerprint}"
+    ));
+    match trust {
+        TrackerTrust::FirstUse { .. } => TrackerTrust::Fingerprint(fingerprint),
+        other => other,
+    }
 }
 
 async fn ask_name(lines: &mut Lines, output: &Output) -> Option<String> {

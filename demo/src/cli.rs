@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use messenger_core::{Order, TrackerConfig};
+use messenger_core::{Fingerprint, Order, TrackerConfig, TrackerTrust};
 
 /// A group messenger: FIFO and total-order groups over UDP, coordinated by a tracker.
 #[derive(Debug, Parser)]
@@ -173,9 +173,37 @@ pub struct ChatArgs {
     /// group agrees).
     #[arg(long, default_value_t = 3.0, value_name = "SECS", value_parser = parse_secs)]
     pub suspect_after: f64,
+    /// Accept only a tracker whose certificate has this SHA-256 fingerprint (as `messenger
+    /// tracker` prints it: hex bytes separated by colons), instead of trusting the tracker
+    /// on first use and recording it in the known-trackers file.
+    #[arg(long, value_name = "FP", conflicts_with = "insecure")]
+    pub tracker_fingerprint: Option<Fingerprint>,
+    /// Plain TCP to the tracker, without TLS (and a hosted tracker without TLS): passwords and
+    /// names travel in clear, and the tracker's identity is not checked.
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 impl ChatArgs {
+    /// How this chat checks the tracker's identity.
+    pub fn trust(&self) -> TrackerTrust {
+        match (self.insecure, self.tracker_fingerprint) {
+            (true, _) => TrackerTrust::Insecure,
+            (false, Some(fingerprint)) => TrackerTrust::Fingerprint(fingerprint),
+            (false, None) => TrackerTrust::default(),
+        }
+    }
+
+    /// The configuration of a tracker this chat hosts: TLS with the key in the default state
+    /// directory (the key every tracker this user starts presents), or insecure.
+    pub fn hosted_tracker(&self) -> TrackerConfig {
+        if self.insecure {
+            TrackerConfig::default().insecure()
+        } else {
+            TrackerConfig::default()
+        }
+    }
+
     pub fn quit_wait(&self) -> Duration {
         Duration::from_secs_f64(self.quit_wait)
     }
@@ -225,9 +253,34 @@ pub struct TrackerArgs {
     /// Wrong passwords after which a connection is closed [default: 10].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_password_failures: Option<u32>,
+    /// The certificate chain to present (PEM, leaf first), instead of the self-signed one
+    /// kept in the state directory.
+    #[arg(long, value_name = "FILE", requires = "key", conflicts_with_all = ["state_dir", "insecure"])]
+    pub cert: Option<PathBuf>,
+    /// The private key of --cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Where the tracker's self-signed key is kept (created on first start) [default:
+    /// $MESSENGER_STATE_DIR, else $XDG_STATE_HOME/messenger, else ~/.local/state/messenger].
+    #[arg(long, value_name = "DIR", conflicts_with = "insecure")]
+    pub state_dir: Option<PathBuf>,
+    /// Plain TCP, without TLS: passwords and names travel in clear, and clients cannot check
+    /// whom they talk to (they must connect with --insecure too).
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 impl TrackerArgs {
+    /// `config` with the TLS settings given on the command line.
+    pub fn apply_tls(&self, config: TrackerConfig) -> TrackerConfig {
+        match (&self.cert, &self.key, &self.state_dir) {
+            _ if self.insecure => config.insecure(),
+            (Some(cert), Some(key), _) => config.with_certificate(cert, key),
+            (_, _, Some(dir)) => config.with_state_dir(dir),
+            _ => config,
+        }
+    }
+
     /// `config` with the limits given on the command line.
     pub fn apply_limits(&self, config: TrackerConfig) -> TrackerConfig {
         let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);

@@ -1,7 +1,8 @@
 //! `messenger tracker`: a tracker in the foreground until Ctrl-C. Logs (joins, leaves,
 //! failures, each client's metrics) go to stderr through `tracing` (RUST_LOG, default
 //! `info`); the bound address is printed on stdout as `tracker listening on ADDR`, one line a
-//! script can wait for.
+//! script can wait for, followed by `tracker fingerprint FP` (the SHA-256 fingerprint of its
+//! certificate, which clients pin) or `tracker insecure (plain TCP)`.
 
 use std::io::{IsTerminal as _, Write as _};
 use std::time::Duration;
@@ -21,10 +22,10 @@ pub async fn run(args: TrackerArgs) -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 
-    let mut config = args.apply_limits(TrackerConfig::default().with_heartbeat(
+    let mut config = args.apply_tls(args.apply_limits(TrackerConfig::default().with_heartbeat(
         Duration::from_millis(args.heartbeat_interval),
         args.heartbeat_misses,
-    ));
+    )));
     if let Some(path) = &args.policy {
         // The error names the file and says why; its source would repeat the why.
         config = config
@@ -48,6 +49,10 @@ pub async fn run(args: TrackerArgs) -> anyhow::Result<()> {
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "tracker listening on {}", tracker.local_addr());
+        let _ = match tracker.fingerprint() {
+            Some(fingerprint) => writeln!(out, "tracker fingerprint {fingerprint}"),
+            None => writeln!(out, "tracker insecure (plain TCP)"),
+        };
         let _ = out.flush();
     }
     tracker.run(async move { interrupts.next().await }).await?;

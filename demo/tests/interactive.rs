@@ -149,9 +149,14 @@ fn an_incoming_message_does_not_garble_the_line_being_typed() {
     let policy = support::policy_file("interactive");
     let (tracker, addr) = tracker(&["--policy", &policy]);
     // The shell line reports the exit status, and keeps the pane open to read it.
+    // The shell in tmux does not inherit the test's environment: the directories go on the
+    // command line.
+    let (state, config) = support::test_dirs();
     let tmux = Tmux::start(&format!(
-        "{BIN} chat --name ann --tracker {addr} --host-tracker never; echo \"[exit $?]\"; \
-         sleep 60"
+        "MESSENGER_STATE_DIR='{}' MESSENGER_CONFIG_DIR='{}' {BIN} chat --name ann --tracker \
+         {addr} --host-tracker never; echo \"[exit $?]\"; sleep 60",
+        state.display(),
+        config.display()
     ));
     tmux.wait_for("the prompt", |s| last_row(s) == "ann>");
 

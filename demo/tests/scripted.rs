@@ -669,3 +669,50 @@ fn quit_wait_bounds_how_long_quitting_waits_for_a_silent_member() {
         "{out:#?}"
     );
 }
+
+/// The tracker prints its fingerprint; a chat that pins it gets in, a chat that pins another
+/// is refused with a clear message; `--insecure` on both sides is plain TCP, and an insecure
+/// chat is told that a TLS tracker requires TLS.
+#[test]
+fn the_tracker_fingerprint_is_printed_and_pinned() {
+    let (tracker, addr) = tracker(&[]);
+    let line = tracker.expect_prefix("tracker fingerprint ");
+    let fingerprint = line
+        .trim_start_matches("tracker fingerprint ")
+        .trim()
+        .to_owned();
+    assert_eq!(fingerprint.len(), 95, "{line}");
+    let mut ann = chat_with("ann", addr, &["--tracker-fingerprint", &fingerprint], &[]);
+    let wrong = "AB:".repeat(31) + "AB";
+    let refused = |name: &str, extra: &[&str]| {
+        let addr = addr.to_string();
+        let mut args = vec![
+            "chat",
+            "--name",
+            name,
+            "--tracker",
+            &addr,
+            "--host-tracker",
+            "never",
+        ];
+        args.extend_from_slice(extra);
+        Proc::spawn(name, &args, &[])
+    };
+    let mut bob = refused("bob", &["--tracker-fingerprint", &wrong]);
+    bob.close_stdin();
+    assert!(!bob.wait_exit().success());
+    bob.expect_stderr("tracker not trusted");
+    bob.expect_stderr(&format!("not the pinned {wrong}"));
+    let mut cid = refused("cid", &["--insecure"]);
+    cid.close_stdin();
+    assert!(!cid.wait_exit().success());
+    cid.expect_stderr("requires TLS");
+    ann.close_stdin();
+    assert!(ann.wait_exit().success());
+
+    let (plain, plain_addr) = self::tracker(&["--insecure"]);
+    plain.expect_line("tracker insecure (plain TCP)");
+    let mut dan = chat_with("dan", plain_addr, &["--insecure"], &[]);
+    dan.close_stdin();
+    assert!(dan.wait_exit().success());
+}

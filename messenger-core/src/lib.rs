@@ -30,12 +30,16 @@
 //!   - `client/metrics.rs`, `blocking.rs`: [`MetricsSnapshot`], [`BlockingClient`].
 //! - [`tracker`]: the tracker server ([`Tracker`]): TCP sessions, heartbeats, limits, metrics
 //!   log, around the registry.
+//! - [`tls`]: the control plane's TLS 1.3, shared by both shells: the tracker's identity
+//!   ([`TrackerTls`], a self-signed key kept in a state directory by default), the client's
+//!   trust in it ([`TrackerTrust`]: first use recorded in a known-trackers file, a pinned
+//!   [`Fingerprint`], a CA), the default directories.
 //! - `testing` (feature `test-util`): a seeded network emulator (loss, duplication,
 //!   reordering, partitions, crashes) and a simulation driver that runs many members in virtual
 //!   time and collects their delivery logs.
 //!
-//! Dependencies point inwards: `client` and `tracker` use `protocol` and never each other;
-//! `protocol` uses neither (`tests/layers.rs` checks it).
+//! Dependencies point inwards: `client` and `tracker` use `protocol` and `tls` and never each
+//! other; `protocol` and `tls` use neither (`tests/layers.rs` checks it).
 //!
 //! ## Public API
 //!
@@ -57,6 +61,7 @@
 pub mod client;
 pub mod protocol;
 pub(crate) mod rng;
+pub mod tls;
 pub mod tracker;
 
 #[cfg(any(test, feature = "test-util"))]
@@ -71,6 +76,7 @@ pub use protocol::wire::{ErrorCode, GroupInfo, ParseOrderError, TrackerStats};
 pub use protocol::{
     Delivery, Event, Group, GroupConfig, GroupId, MemberId, Order, SeqNo, View, ViewId, ViewMember,
 };
+pub use tls::{Fingerprint, FingerprintError, TrackerTls, TrackerTrust};
 pub use tracker::{AccessPolicy, ConfigError, Tracker, TrackerConfig, TrackerHandle};
 
 /// The README's code blocks, compiled as doctests so that they stay true.

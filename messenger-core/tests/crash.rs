@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
-use messenger_core::client::{Client, ClientConfig};
-use messenger_core::tracker::{Tracker, TrackerConfig};
+use messenger_core::client::Client;
+use messenger_core::tracker::Tracker;
 use messenger_core::{FaultConfig, Order};
 use support::{check_fifo, Log};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -19,7 +19,7 @@ const WAIT: Duration = Duration::from_secs(30);
 async fn a_member_killed_mid_stream_leaves_the_survivors_identical() {
     let heartbeat = Duration::from_millis(100);
     let misses = 3;
-    let config = TrackerConfig::default().with_heartbeat(heartbeat, misses);
+    let config = support::tracker_config().with_heartbeat(heartbeat, misses);
     let tracker = Tracker::spawn(SocketAddr::from(([127, 0, 0, 1], 0)), config)
         .await
         .expect("tracker binds");
@@ -28,7 +28,7 @@ async fn a_member_killed_mid_stream_leaves_the_survivors_identical() {
     let mut survivors = Vec::new();
     for name in ["ann", "bob", "cid"] {
         let log = Log::new();
-        let mut c = ClientConfig::new(addr, name);
+        let mut c = support::client_config(addr, name);
         c.faults = Some(FaultConfig::default());
         let client = Client::connect(c, log.handler()).await.expect("connect");
         client.join("room", Order::Total, None).await.expect("join");
@@ -38,6 +38,8 @@ async fn a_member_killed_mid_stream_leaves_the_survivors_identical() {
     let mut victim = tokio::process::Command::new(env!("CARGO_BIN_EXE_messenger-member"))
         .args([&addr.to_string(), "vic", "room", "total", "1000000", "200"])
         .env_remove("MESSENGER_FAULTS")
+        .env("MESSENGER_CONFIG_DIR", support::config_dir())
+        .env("MESSENGER_STATE_DIR", support::state_dir())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()

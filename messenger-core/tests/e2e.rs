@@ -6,7 +6,7 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use messenger_core::client::{Client, ClientConfig, ClientEvent};
+use messenger_core::client::{Client, ClientEvent};
 use messenger_core::protocol::wire::{Data, Datagram, Frame, Header};
 use messenger_core::protocol::{GroupConfig, SeqNo, ViewId};
 use messenger_core::tracker::{AccessPolicy, Tracker, TrackerConfig, TrackerHandle};
@@ -41,7 +41,7 @@ async fn client_with(
     group: GroupConfig,
 ) -> (Client, Log) {
     let log = Log::new();
-    let mut config = ClientConfig::new(tracker, name);
+    let mut config = support::client_config(tracker, name);
     // An explicit "no faults" so that MESSENGER_FAULTS in the environment cannot change a test.
     config.faults = Some(faults.unwrap_or_default());
     config.group = group;
@@ -56,7 +56,7 @@ async fn client_with(
 /// With a `window` far smaller than `per_sender`, every sender fills its window and waits for
 /// room again and again (the path a lost wake-up would deadlock).
 async fn exchange(faults: Option<FaultConfig>, per_sender: u64, window: u64) {
-    let tracker = tracker_on(local(), TrackerConfig::default()).await;
+    let tracker = tracker_on(local(), support::tracker_config()).await;
     let addr = tracker.local_addr();
     let names = ["ann", "bob", "cid", "dee"];
     let mut clients = Vec::new();
@@ -188,11 +188,11 @@ async fn four_clients_two_groups_exact_logs_under_injected_faults() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tracker_errors_reach_the_client_as_typed_errors() {
-    let tracker = tracker_on(local(), TrackerConfig::default()).await;
+    let tracker = tracker_on(local(), support::tracker_config()).await;
     let addr = tracker.local_addr();
     let (a, _) = client(addr, "ann", None).await;
     // Username taken.
-    let err = Client::connect(ClientConfig::new(addr, "ann"), ())
+    let err = Client::connect(support::client_config(addr, "ann"), ())
         .await
         .expect_err("duplicate name");
     assert_eq!(err.code(), Some(ErrorCode::UsernameTaken));
@@ -218,7 +218,7 @@ async fn tracker_errors_reach_the_client_as_typed_errors() {
         (0, "window 0"),
         (GroupConfig::MAX_WINDOW + 1, "window 65537"),
     ] {
-        let mut config = ClientConfig::new(addr, "cid");
+        let mut config = support::client_config(addr, "cid");
         config.group = GroupConfig::default().with_window(window);
         match Client::connect(config, ()).await {
             Err(messenger_core::ClientError::Config(message)) => {
@@ -242,7 +242,7 @@ async fn tracker_errors_reach_the_client_as_typed_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spoofed_datagram_is_dropped_and_counted() {
-    let tracker = tracker_on(local(), TrackerConfig::default()).await;
+    let tracker = tracker_on(local(), support::tracker_config()).await;
     let addr = tracker.local_addr();
     let (a, alog) = client(addr, "ann", None).await;
     let (b, _) = client(addr, "bob", None).await;
@@ -300,7 +300,7 @@ async fn a_spoofed_datagram_is_dropped_and_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_reconnect_and_rejoin_after_the_tracker_restarts() {
-    let first = tracker_on(local(), TrackerConfig::default()).await;
+    let first = tracker_on(local(), support::tracker_config()).await;
     let addr = first.local_addr();
     let (a, alog) = client(addr, "ann", None).await;
     let (b, blog) = client(addr, "bob", None).await;
@@ -318,7 +318,7 @@ async fn clients_reconnect_and_rejoin_after_the_tracker_restarts() {
         .expect("send while the tracker is down");
     blog.wait_for("delivery during the outage", WAIT, |s| s.count("room") >= 1)
         .await;
-    let second = tracker_on(addr, TrackerConfig::default()).await;
+    let second = tracker_on(addr, support::tracker_config()).await;
     for log in [&alog, &blog] {
         log.wait_for("reconnected and re-joined", WAIT, |s| {
             s.events.iter().any(|e| {
@@ -346,7 +346,7 @@ async fn clients_reconnect_and_rejoin_after_the_tracker_restarts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_the_new_tracker_refuses_is_reported_as_rejoin_failed() {
-    let first = tracker_on(local(), TrackerConfig::default()).await;
+    let first = tracker_on(local(), support::tracker_config()).await;
     let addr = first.local_addr();
     let (a, alog) = client(addr, "ann", None).await;
     a.join("room", Order::Fifo, None).await.expect("join");
@@ -356,7 +356,7 @@ async fn a_group_the_new_tracker_refuses_is_reported_as_rejoin_failed() {
     // The tracker comes back with a policy: "room" now needs a password ann does not have.
     let policy = AccessPolicy::from_toml_str("[[group]]\nname = \"room\"\npassword = \"new\"")
         .expect("policy");
-    let second = tracker_on(addr, TrackerConfig::default().with_policy(policy)).await;
+    let second = tracker_on(addr, support::tracker_config().with_policy(policy)).await;
     alog.wait_for("reconnected with one group refused", WAIT, |s| {
         s.events.iter().any(
             |e| matches!(e, ClientEvent::Reconnected { groups } if groups == &["hall".to_string()]),
@@ -396,7 +396,7 @@ async fn a_quitting_clients_metrics_reach_the_tracker_log() {
         line!()
     ));
     let _ = std::fs::remove_file(&path);
-    let config = TrackerConfig::default().with_log_json(path.clone());
+    let config = support::tracker_config().with_log_json(path.clone());
     let tracker = tracker_on(local(), config).await;
     let addr = tracker.local_addr();
     let (a, alog) = client(addr, "ann", None).await;
@@ -433,10 +433,10 @@ async fn a_quitting_clients_metrics_reach_the_tracker_log() {
 /// "not stable" at once instead of "stable" (it used to count a group that was gone as done).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flush_over_a_group_left_with_unstable_messages_is_not_stable() {
-    let tracker = tracker_on(local(), TrackerConfig::default()).await;
+    let tracker = tracker_on(local(), support::tracker_config()).await;
     let addr = tracker.local_addr();
     let log = Log::new();
-    let mut config = ClientConfig::new(addr, "ann");
+    let mut config = support::client_config(addr, "ann");
     config.faults = Some(FaultConfig::default());
     config.leave_timeout = Duration::from_millis(200);
     let ann = Client::connect(config, log.handler()).await.expect("ann");

@@ -3,6 +3,7 @@
 //!
 //! - `protocol/` is the sans-IO core: it names neither the client nor the tracker server;
 //! - `client/` and `tracker/` are two shells around it that never name each other;
+//! - `tls/` (the control plane's TLS, shared by both shells) names neither;
 //! - `testing/` drives the protocol only (unit tests anywhere may use its helpers);
 //! - the bindings and the terminal program import from the crate root only
 //!   (`messenger_core::Client`, never `messenger_core::client::Client`).
@@ -19,6 +20,7 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
     ("client", &["tracker"]),
     ("tracker", &["client"]),
     ("testing", &["client", "tracker"]),
+    ("tls", &["client", "tracker"]),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

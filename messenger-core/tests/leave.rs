@@ -7,8 +7,8 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use messenger_core::client::{Client, ClientConfig};
-use messenger_core::tracker::{Tracker, TrackerConfig, TrackerHandle};
+use messenger_core::client::Client;
+use messenger_core::tracker::{Tracker, TrackerHandle};
 use messenger_core::{FaultConfig, Order};
 use support::Log;
 
@@ -17,7 +17,7 @@ const WAIT: Duration = Duration::from_secs(30);
 async fn tracker() -> TrackerHandle {
     Tracker::spawn(
         SocketAddr::from(([127, 0, 0, 1], 0)),
-        TrackerConfig::default(),
+        support::tracker_config(),
     )
     .await
     .expect("tracker binds")
@@ -30,7 +30,7 @@ async fn client(
     leave_timeout: Duration,
 ) -> (Client, Log) {
     let log = Log::new();
-    let mut config = ClientConfig::new(tracker.local_addr(), name);
+    let mut config = support::client_config(tracker.local_addr(), name);
     config.faults = Some(faults);
     config.leave_timeout = leave_timeout;
     let c = Client::connect(config, log.handler())

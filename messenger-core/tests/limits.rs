@@ -9,7 +9,7 @@ use std::time::Duration;
 use messenger_core::client::{Client, ClientConfig};
 use messenger_core::protocol::wire::GROUPS_PAGE;
 use messenger_core::tracker::{Tracker, TrackerConfig, TrackerHandle};
-use messenger_core::{ErrorCode, Order};
+use messenger_core::{ErrorCode, Order, TrackerTrust};
 use support::Log;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -25,15 +25,18 @@ async fn tracker(config: TrackerConfig) -> TrackerHandle {
 
 async fn client(tracker: &TrackerHandle, name: &str) -> (Client, Log) {
     let log = Log::new();
-    let client = Client::connect(ClientConfig::new(tracker.local_addr(), name), log.handler())
-        .await
-        .expect("connects");
+    let client = Client::connect(
+        support::client_config(tracker.local_addr(), name),
+        log.handler(),
+    )
+    .await
+    .expect("connects");
     (client, log)
 }
 
 #[tokio::test]
 async fn groups_fetches_every_page() {
-    let t = tracker(TrackerConfig::default().with_max_groups_per_client(1_000)).await;
+    let t = tracker(support::tracker_config().with_max_groups_per_client(1_000)).await;
     let (a, _) = client(&t, "alice").await;
     let total = GROUPS_PAGE + 7;
     for i in 0..total {
@@ -53,7 +56,7 @@ async fn groups_fetches_every_page() {
 /// joined and who left.
 #[tokio::test]
 async fn the_client_rebuilds_whole_views_from_changes() {
-    let t = tracker(TrackerConfig::default()).await;
+    let t = tracker(support::tracker_config()).await;
     let (a, log_a) = client(&t, "alice").await;
     let (b, _) = client(&t, "bob").await;
     let (c, _) = client(&t, "carol").await;
@@ -99,7 +102,7 @@ async fn the_client_rebuilds_whole_views_from_changes() {
 
 #[tokio::test]
 async fn a_limit_reaches_the_application_as_a_typed_error() {
-    let t = tracker(TrackerConfig::default().with_max_groups_per_client(1)).await;
+    let t = tracker(support::tracker_config().with_max_groups_per_client(1)).await;
     let (a, _) = client(&t, "alice").await;
     a.join("one", Order::Fifo, None).await.expect("join");
     let err = a
@@ -164,7 +167,9 @@ async fn a_change_the_client_cannot_apply_makes_it_ask_for_the_full_view() {
     let probe = UdpSocket::bind("127.0.0.1:0").await.expect("udp");
     let bob_udp = UdpSocket::bind("127.0.0.1:0").await.expect("udp");
     let log = Log::new();
-    let connecting = Client::connect(ClientConfig::new(tracker_addr, "alice"), log.handler());
+    // The fake tracker speaks plain frames.
+    let config = ClientConfig::new(tracker_addr, "alice").with_trust(TrackerTrust::Insecure);
+    let connecting = Client::connect(config, log.handler());
     let serving = async {
         let (stream, _) = listener.accept().await.expect("accept");
         let mut fake = Fake {

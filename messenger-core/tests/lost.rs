@@ -8,8 +8,8 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use messenger_core::client::{Client, ClientConfig, ClientEvent};
-use messenger_core::tracker::{Tracker, TrackerConfig};
+use messenger_core::client::{Client, ClientEvent};
+use messenger_core::tracker::Tracker;
 use messenger_core::{FaultConfig, Order};
 use support::Log;
 
@@ -17,7 +17,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 async fn client(tracker: SocketAddr, name: &str, faults: Option<FaultConfig>) -> (Client, Log) {
     let log = Log::new();
-    let mut config = ClientConfig::new(tracker, name);
+    let mut config = support::client_config(tracker, name);
     config.faults = faults;
     // The sender's first message is never stable: do not wait long for it when leaving.
     config.leave_timeout = Duration::from_millis(300);
@@ -30,7 +30,7 @@ async fn client(tracker: SocketAddr, name: &str, faults: Option<FaultConfig>) ->
 async fn lost_after_the_sender_leaves(order: Order) {
     let tracker = Tracker::spawn(
         SocketAddr::from(([127, 0, 0, 1], 0)),
-        TrackerConfig::default(),
+        support::tracker_config(),
     )
     .await
     .expect("tracker binds");

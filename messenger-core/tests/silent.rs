@@ -7,8 +7,8 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use messenger_core::client::{Client, ClientConfig, ClientEvent};
-use messenger_core::tracker::{Tracker, TrackerConfig};
+use messenger_core::client::{Client, ClientEvent};
+use messenger_core::tracker::Tracker;
 use messenger_core::{FaultConfig, Order};
 use support::Log;
 
@@ -19,7 +19,7 @@ const SUSPECT_TIMEOUT: Duration = Duration::from_millis(1_000);
 
 async fn client(tracker: SocketAddr, name: &str, faults: FaultConfig) -> (Client, Log) {
     let log = Log::new();
-    let mut config = ClientConfig::new(tracker, name);
+    let mut config = support::client_config(tracker, name);
     config.faults = Some(faults);
     config.group.suspect_timeout = SUSPECT_TIMEOUT;
     let c = Client::connect(config, log.handler())
@@ -32,7 +32,7 @@ async fn client(tracker: SocketAddr, name: &str, faults: FaultConfig) -> (Client
 async fn a_member_silent_on_the_data_plane_is_removed_and_the_others_go_on() {
     let tracker = Tracker::spawn(
         SocketAddr::from(([127, 0, 0, 1], 0)),
-        TrackerConfig::default(),
+        support::tracker_config(),
     )
     .await
     .expect("tracker binds");

@@ -33,12 +33,18 @@ fn udp(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
+/// The raw test client speaks the control protocol's frames over plain TCP: the tracker's
+/// logic is tested here, TLS in `tests/tls.rs`.
+fn plain_config() -> TrackerConfig {
+    TrackerConfig::default().insecure()
+}
+
 async fn start(config: TrackerConfig) -> TrackerHandle {
     Tracker::spawn(udp(0), config).await.expect("tracker binds")
 }
 
 async fn start_open() -> TrackerHandle {
-    start(TrackerConfig::default()).await
+    start(plain_config()).await
 }
 
 /// A raw control-protocol client.
@@ -625,7 +631,7 @@ async fn the_policy_guards_groups() {
         "#,
     )
     .expect("valid policy");
-    let tracker = start(TrackerConfig::default().with_policy(policy)).await;
+    let tracker = start(plain_config().with_policy(policy)).await;
     let addr = tracker.local_addr();
     let mut a = TestClient::hello(addr, "alice").await;
     let mut b = TestClient::hello(addr, "bob").await;
@@ -907,7 +913,7 @@ async fn protocol_violations_close_only_the_offending_connection() {
 
 #[tokio::test]
 async fn a_client_that_never_reads_is_cut_off() {
-    let tracker = start(TrackerConfig::default().with_max_groups_per_client(200)).await;
+    let tracker = start(plain_config().with_max_groups_per_client(200)).await;
     let addr = tracker.local_addr();
     let mut alice = TestClient::hello(addr, "alice").await;
     alice.join("room", Order::Fifo).await;
@@ -969,7 +975,7 @@ async fn a_client_that_stops_answering_heartbeats_is_dropped() {
     // Generous enough that `alive`, answering from a task on a busy 2-core machine with other
     // tests running, is never dropped by mistake (it would have to stall for a second); the
     // test waits for the event, so the period only sets how long it takes.
-    let config = TrackerConfig::default()
+    let config = plain_config()
         .with_heartbeat(Duration::from_millis(250), 4)
         .with_log_json(log.clone());
     let tracker = start(config).await;
@@ -1099,7 +1105,7 @@ async fn metrics_of_a_quitting_client_are_logged_twice() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let log = temp_file("quit");
-    let config = TrackerConfig::default().with_log_json(log.clone());
+    let config = plain_config().with_log_json(log.clone());
     let tracker = start(config).await;
     let addr = tracker.local_addr();
     let mut a = TestClient::hello(addr, "alice").await;
@@ -1170,9 +1176,7 @@ async fn metrics_of_a_quitting_client_are_logged_twice() {
 
 #[tokio::test]
 async fn run_returns_after_shutdown_and_closes_every_connection() {
-    let tracker = Tracker::bind(udp(0), TrackerConfig::default())
-        .await
-        .expect("bind");
+    let tracker = Tracker::bind(udp(0), plain_config()).await.expect("bind");
     let addr = tracker.local_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(tracker.run(async move {
@@ -1225,7 +1229,7 @@ async fn a_spawned_tracker_stops_with_its_handle() {
 #[tokio::test]
 async fn connections_are_limited_in_all_and_per_address() {
     let tracker = start(
-        TrackerConfig::default()
+        plain_config()
             .with_max_connections(3)
             .with_max_connections_per_ip(2),
     )
@@ -1255,7 +1259,7 @@ async fn connections_are_limited_in_all_and_per_address() {
 
 #[tokio::test]
 async fn incomplete_frames_share_one_budget() {
-    let tracker = start(TrackerConfig::default().with_max_partial_frame_bytes(64 * 1024)).await;
+    let tracker = start(plain_config().with_max_partial_frame_bytes(64 * 1024)).await;
     let addr = tracker.local_addr();
     let mut honest = TestClient::hello(addr, "honest").await;
     honest.join("g", Order::Fifo).await;
@@ -1284,7 +1288,7 @@ async fn incomplete_frames_share_one_budget() {
 #[tokio::test]
 async fn groups_are_limited_and_the_client_is_told_which_limit() {
     let tracker = start(
-        TrackerConfig::default()
+        plain_config()
             .with_max_groups(3)
             .with_max_groups_per_client(2),
     )
@@ -1310,8 +1314,8 @@ async fn groups_are_limited_and_the_client_is_told_which_limit() {
 
 #[tokio::test]
 async fn a_group_has_256_members_at_most_by_default() {
-    let tracker = start(TrackerConfig::default().with_default_max_members(3)).await;
-    assert_eq!(TrackerConfig::default().default_max_members, 256);
+    let tracker = start(plain_config().with_default_max_members(3)).await;
+    assert_eq!(plain_config().default_max_members, 256);
     let addr = tracker.local_addr();
     let mut clients = Vec::new();
     for name in ["a", "b", "c"] {
@@ -1331,7 +1335,7 @@ async fn a_group_has_256_members_at_most_by_default() {
 #[tokio::test]
 async fn joins_push_view_changes_not_whole_views() {
     const N: usize = 40;
-    let tracker = start(TrackerConfig::default().with_max_connections_per_ip(N)).await;
+    let tracker = start(plain_config().with_max_connections_per_ip(N)).await;
     let addr = tracker.local_addr();
     let mut clients = Vec::new();
     for i in 0..N {
@@ -1369,7 +1373,7 @@ async fn wrong_passwords_are_answered_ever_later_then_the_connection_is_closed()
     let policy = AccessPolicy::from_toml_str("[[group]]\nname = \"vault\"\npassword = \"right\"")
         .expect("policy");
     let tracker = start(
-        TrackerConfig::default()
+        plain_config()
             .with_policy(policy)
             .with_max_password_failures(4),
     )
@@ -1419,7 +1423,7 @@ async fn wrong_passwords_are_answered_ever_later_then_the_connection_is_closed()
 #[tokio::test]
 async fn implausible_metrics_are_logged_as_rejected() {
     let log = temp_file("implausible");
-    let tracker = start(TrackerConfig::default().with_log_json(log.clone())).await;
+    let tracker = start(plain_config().with_log_json(log.clone())).await;
     let addr = tracker.local_addr();
     let mut watcher = TestClient::hello(addr, "watcher").await;
     watcher.join("g", Order::Fifo).await;
@@ -1459,7 +1463,7 @@ async fn implausible_metrics_are_logged_as_rejected() {
 async fn metrics_whose_counts_go_down_are_logged_as_rejected() {
     let log = temp_file("decreasing");
     let tracker = start(
-        TrackerConfig::default()
+        plain_config()
             .with_heartbeat(Duration::from_millis(20), 50)
             .with_log_json(log.clone()),
     )
@@ -1499,7 +1503,7 @@ async fn metrics_whose_counts_go_down_are_logged_as_rejected() {
 /// answers is dropped only after three missed heartbeats, 750 ms, which a busy machine does not
 /// cause.
 async fn start_quick_hello() -> TrackerHandle {
-    start(TrackerConfig::default().with_heartbeat(Duration::from_millis(250), 3)).await
+    start(plain_config().with_heartbeat(Duration::from_millis(250), 3)).await
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use messenger_core::{Client, ClientConfig, FaultConfig, GroupConfig};
+use messenger_core::{Client, ClientConfig, FaultConfig, Fingerprint, GroupConfig, TrackerTrust};
 use tokio::runtime::Runtime;
 
 use crate::args::{self, handle, out_ptr, str_arg};
@@ -43,6 +43,8 @@ pub struct messenger_client_config {
     group: GroupConfig,
     /// `None` reads `MESSENGER_FAULTS` when the client connects.
     faults: Option<FaultConfig>,
+    /// Which tracker key to believe (default: trust on first use, default file).
+    trust: TrackerTrust,
     callbacks: CallbackSet,
 }
 
@@ -104,6 +106,7 @@ pub extern "C" fn messenger_client_config_new(
             udp_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             group: GroupConfig::default(),
             faults: None,
+            trust: TrackerTrust::default(),
             callbacks: CallbackSet::default(),
         };
         // SAFETY: `out` is a non-NULL writable pointer (the documented rule).
@@ -125,6 +128,70 @@ pub extern "C" fn messenger_client_config_set_udp_bind(
         // SAFETY: a NUL-terminated string or NULL.
         let address = unsafe { str_arg(address, "address") }?;
         config.udp_bind = args::address(address, "UDP bind address")?;
+        Ok(())
+    }
+}
+
+/// Connects to the tracker over plain TCP, without TLS (`insecure` non-zero), or with TLS
+/// again (0, the default). Without TLS, group passwords and the username travel in clear and
+/// the tracker's identity is not checked; only a tracker started insecure accepts it.
+#[no_mangle]
+pub extern "C" fn messenger_client_config_set_insecure(
+    config: *mut messenger_client_config,
+    insecure: bool,
+) -> messenger_result {
+    ffi_panic_boundary! {
+        // SAFETY: a live config or NULL (the documented rule).
+        let config = unsafe { config_mut(config) }?;
+        config.trust = if insecure {
+            TrackerTrust::Insecure
+        } else {
+            TrackerTrust::default()
+        };
+        Ok(())
+    }
+}
+
+/// Accepts only a tracker whose certificate has this SHA-256 fingerprint (32 hex bytes,
+/// with or without colons, as `messenger_tracker_fingerprint` writes it), instead of trusting
+/// the tracker on first use. Fails with `MESSENGER_INVALID_ARGUMENT` for a text that is not a
+/// fingerprint, leaving the config as it was.
+#[no_mangle]
+pub extern "C" fn messenger_client_config_set_tracker_fingerprint(
+    config: *mut messenger_client_config,
+    fingerprint: *const c_char,
+) -> messenger_result {
+    ffi_panic_boundary! {
+        // SAFETY: a live config or NULL (the documented rule).
+        let config = unsafe { config_mut(config) }?;
+        // SAFETY: a NUL-terminated string or NULL.
+        let text = unsafe { str_arg(fingerprint, "fingerprint") }?;
+        let fingerprint: Fingerprint = text
+            .parse()
+            .map_err(|e: messenger_core::FingerprintError| Failure::invalid(e.to_string()))?;
+        config.trust = TrackerTrust::Fingerprint(fingerprint);
+        Ok(())
+    }
+}
+
+/// Trusts trackers on first use (the default) with the known-trackers file at `path` instead
+/// of the default one (`$MESSENGER_CONFIG_DIR/known_trackers`, else
+/// `$XDG_CONFIG_HOME/messenger/known_trackers`, else `~/.config/messenger/known_trackers`):
+/// the first connection to a tracker address records its fingerprint there, later ones accept
+/// that key only.
+#[no_mangle]
+pub extern "C" fn messenger_client_config_set_known_trackers_file(
+    config: *mut messenger_client_config,
+    path: *const c_char,
+) -> messenger_result {
+    ffi_panic_boundary! {
+        // SAFETY: a live config or NULL (the documented rule).
+        let config = unsafe { config_mut(config) }?;
+        // SAFETY: a NUL-terminated string or NULL.
+        let path = unsafe { str_arg(path, "path") }?;
+        config.trust = TrackerTrust::FirstUse {
+            known_trackers: Some(path.into()),
+        };
         Ok(())
     }
 }
@@ -319,6 +386,7 @@ pub extern "C" fn messenger_client_new(
             udp_bind,
             group,
             faults,
+            trust,
             callbacks,
         } = *config;
         let dispatch = Arc::new(DispatchState::default());
@@ -327,6 +395,7 @@ pub extern "C" fn messenger_client_new(
         core_config.udp_bind = udp_bind;
         core_config.group = group;
         core_config.faults = faults;
+        core_config.trust = trust;
         let client = runtime.block_on(Client::connect(core_config, handler))?;
         let client = Box::new(messenger_client {
             runtime,

@@ -42,6 +42,11 @@ pub enum messenger_result {
     MESSENGER_CONFIG = 11,
     /// `messenger_client_flush` returned before every message was stable.
     MESSENGER_TIMED_OUT = 12,
+    /// The tracker did not prove the identity this client trusts (TLS): a key other than the
+    /// one recorded in the known-trackers file (the message names the file and the line to
+    /// delete if the change is expected) or pinned, a certificate the CA did not issue, or a
+    /// tracker without TLS.
+    MESSENGER_TRACKER_NOT_TRUSTED = 13,
     /// The tracker knows no group of that name.
     MESSENGER_UNKNOWN_GROUP = 100,
     /// The client is not a member of that group (leave).
@@ -75,7 +80,7 @@ use messenger_result::*;
 
 impl messenger_result {
     /// Every value, for tests and for `messenger_result_name`.
-    pub(crate) const ALL: [messenger_result; 25] = [
+    pub(crate) const ALL: [messenger_result; 26] = [
         MESSENGER_OK,
         MESSENGER_NULL_ARGUMENT,
         MESSENGER_INVALID_ARGUMENT,
@@ -89,6 +94,7 @@ impl messenger_result {
         MESSENGER_PROTOCOL,
         MESSENGER_CONFIG,
         MESSENGER_TIMED_OUT,
+        MESSENGER_TRACKER_NOT_TRUSTED,
         MESSENGER_UNKNOWN_GROUP,
         MESSENGER_NOT_A_MEMBER,
         MESSENGER_ALREADY_MEMBER,
@@ -119,6 +125,7 @@ impl messenger_result {
             MESSENGER_PROTOCOL => "MESSENGER_PROTOCOL\0",
             MESSENGER_CONFIG => "MESSENGER_CONFIG\0",
             MESSENGER_TIMED_OUT => "MESSENGER_TIMED_OUT\0",
+            MESSENGER_TRACKER_NOT_TRUSTED => "MESSENGER_TRACKER_NOT_TRUSTED\0",
             MESSENGER_UNKNOWN_GROUP => "MESSENGER_UNKNOWN_GROUP\0",
             MESSENGER_NOT_A_MEMBER => "MESSENGER_NOT_A_MEMBER\0",
             MESSENGER_ALREADY_MEMBER => "MESSENGER_ALREADY_MEMBER\0",
@@ -189,6 +196,7 @@ impl From<ClientError> for Failure {
         let code = match &e {
             ClientError::Rejected { code, .. } => result_for_code(*code),
             ClientError::TrackerUnavailable(_) => MESSENGER_TRACKER_UNAVAILABLE,
+            ClientError::TrackerNotTrusted(_) => MESSENGER_TRACKER_NOT_TRUSTED,
             ClientError::Closed => MESSENGER_CLOSED,
             ClientError::NotJoined(_) => MESSENGER_NOT_JOINED,
             ClientError::TooLarge { .. } => MESSENGER_TOO_LARGE,

@@ -17,6 +17,8 @@ patience=20
 n=10
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/messenger-interop.XXXXXX")
+# Keys and known trackers of this run only, never the home directory's.
+export MESSENGER_STATE_DIR="$work/state" MESSENGER_CONFIG_DIR="$work/config"
 pids=()
 cleanup() {
   local status=$?

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use messenger_core::{ClientConfig, FaultConfig};
+use messenger_core::{ClientConfig, FaultConfig, TrackerTrust};
 use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
@@ -97,6 +97,9 @@ impl Client {
         window = None,
         faults = None,
         suspect_timeout = None,
+        tracker_fingerprint = None,
+        insecure = false,
+        known_trackers = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -111,6 +114,9 @@ impl Client {
         window: Option<&Bound<'_, PyAny>>,
         faults: Option<&str>,
         suspect_timeout: Option<f64>,
+        tracker_fingerprint: Option<&str>,
+        insecure: bool,
+        known_trackers: Option<std::path::PathBuf>,
     ) -> PyResult<Self> {
         for (name, callback) in [
             ("on_message", &on_message),
@@ -124,8 +130,9 @@ impl Client {
                 }
             }
         }
+        let trust = trust(tracker, tracker_fingerprint, insecure, known_trackers)?;
         let tracker = tracker_address(py, tracker)?;
-        let mut config = ClientConfig::new(tracker, username);
+        let mut config = ClientConfig::new(tracker, username).with_trust(trust);
         config.udp_bind = resolve(py, udp, "udp")?;
         if let Some(window) = window {
             config.group.window = window_size(window)?;
@@ -291,6 +298,43 @@ impl Client {
     ) -> PyResult<T> {
         block_on(py, &self.session.runtime, future)?.map_err(|e| client_error(py, e))
     }
+}
+
+/// Which tracker key the client believes: `insecure`, a pinned fingerprint, first use recorded
+/// in `known_trackers` (or the default file); a `Tracker` of this process, given as such, is
+/// pinned by its own fingerprint unless something else is asked.
+fn trust(
+    tracker: &Bound<'_, PyAny>,
+    fingerprint: Option<&str>,
+    insecure: bool,
+    known_trackers: Option<std::path::PathBuf>,
+) -> PyResult<TrackerTrust> {
+    let chosen = usize::from(insecure)
+        + usize::from(fingerprint.is_some())
+        + usize::from(known_trackers.is_some());
+    if chosen > 1 {
+        return Err(PyValueError::new_err(
+            "give at most one of insecure, tracker_fingerprint and known_trackers",
+        ));
+    }
+    if insecure {
+        return Ok(TrackerTrust::Insecure);
+    }
+    if let Some(text) = fingerprint {
+        let pinned = text
+            .parse()
+            .map_err(|e: messenger_core::FingerprintError| PyValueError::new_err(e.to_string()))?;
+        return Ok(TrackerTrust::Fingerprint(pinned));
+    }
+    if known_trackers.is_none() {
+        if let Ok(tracker) = tracker.cast::<Tracker>() {
+            return Ok(match tracker.get().fingerprint_of() {
+                Some(own) => TrackerTrust::Fingerprint(own),
+                None => TrackerTrust::Insecure,
+            });
+        }
+    }
+    Ok(TrackerTrust::FirstUse { known_trackers })
 }
 
 /// The tracker's address from a `Tracker`, an `"host:port"` string or a `(host, port)` tuple.

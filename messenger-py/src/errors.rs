@@ -80,6 +80,12 @@ create_exception!(
 );
 create_exception!(
     messenger,
+    TrackerNotTrusted,
+    MessengerError,
+    "The tracker did not prove the identity this client trusts (TLS): another key than the one recorded in the known-trackers file (the message names the file and the line to delete) or pinned, or no TLS."
+);
+create_exception!(
+    messenger,
     ClosedError,
     MessengerError,
     "The client or tracker is closed."
@@ -116,6 +122,7 @@ pub(crate) fn client_error(py: Python<'_>, err: ClientError) -> PyErr {
         ClientError::TrackerUnavailable(why) => {
             TrackerUnavailable::new_err(format!("tracker unavailable: {why}"))
         }
+        e @ ClientError::TrackerNotTrusted(_) => TrackerNotTrusted::new_err(e.to_string()),
         ClientError::Closed => ClosedError::new_err("the client is closed"),
         ClientError::NotJoined(group) => {
             NotAMember::new_err(format!("not a member of group {group:?}"))

@@ -50,7 +50,7 @@ mod _messenger {
     use super::errors::{
         AccessDenied, AlreadyMember, ClosedError, ConfigError, GroupFull, InvalidName,
         LimitReached, MessageTooLarge, MessengerError, NetworkError, NotAMember, OrderMismatch,
-        ProtocolError, TrackerUnavailable, UnknownGroup, UsernameTaken,
+        ProtocolError, TrackerNotTrusted, TrackerUnavailable, UnknownGroup, UsernameTaken,
     };
     #[pymodule_export]
     use super::log_to_stderr;

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 
-use messenger_core::{TrackerConfig, TrackerHandle};
+use messenger_core::{Fingerprint, TrackerConfig, TrackerHandle};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
@@ -20,6 +20,8 @@ use crate::wait::{block_on, OwnedRuntime};
 pub struct Tracker {
     runtime: OwnedRuntime,
     local_addr: SocketAddr,
+    /// `None` for an insecure tracker.
+    fingerprint: Option<Fingerprint>,
     /// `None` once closed.
     handle: Mutex<Option<TrackerHandle>>,
 }
@@ -27,6 +29,10 @@ pub struct Tracker {
 impl Tracker {
     pub(crate) fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    pub(crate) fn fingerprint_of(&self) -> Option<Fingerprint> {
+        self.fingerprint
     }
 
     fn take_handle(&self) -> Option<TrackerHandle> {
@@ -45,6 +51,9 @@ impl Tracker {
         policy = None,
         heartbeat_interval = 1.0,
         heartbeat_misses = 3,
+        *,
+        state_dir = None,
+        insecure = false,
     ))]
     fn new(
         py: Python<'_>,
@@ -52,6 +61,8 @@ impl Tracker {
         policy: Option<PathBuf>,
         heartbeat_interval: f64,
         heartbeat_misses: u32,
+        state_dir: Option<PathBuf>,
+        insecure: bool,
     ) -> PyResult<Self> {
         let interval = seconds(heartbeat_interval, "heartbeat_interval")?;
         if interval.is_zero() || heartbeat_misses == 0 {
@@ -60,6 +71,16 @@ impl Tracker {
             ));
         }
         let mut config = TrackerConfig::default().with_heartbeat(interval, heartbeat_misses);
+        match (insecure, state_dir) {
+            (true, Some(_)) => {
+                return Err(PyValueError::new_err(
+                    "state_dir keeps the TLS key: it makes no sense with insecure=True",
+                ))
+            }
+            (true, None) => config = config.insecure(),
+            (false, Some(dir)) => config = config.with_state_dir(dir),
+            (false, None) => {}
+        }
         if let Some(path) = policy {
             config = config
                 .with_policy_file(path)
@@ -72,6 +93,7 @@ impl Tracker {
             .map_err(|e| network_error(py, &format!("cannot listen on {addr}"), e))?;
         Ok(Tracker {
             local_addr: handle.local_addr(),
+            fingerprint: handle.fingerprint(),
             runtime,
             handle: Mutex::new(Some(handle)),
         })
@@ -81,6 +103,13 @@ impl Tracker {
     #[getter]
     fn address(&self) -> String {
         self.local_addr.to_string()
+    }
+
+    /// The SHA-256 fingerprint of the tracker's certificate (32 upper-case hex bytes separated
+    /// by colons), which clients pin; `None` for an insecure tracker.
+    #[getter]
+    fn fingerprint(&self) -> Option<String> {
+        self.fingerprint.map(|f| f.to_string())
     }
 
     /// The tracker's counters.

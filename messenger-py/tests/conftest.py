@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -16,6 +17,13 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Pattern, Union
 import pytest
 
 import messenger
+
+# Keys and known trackers of this test run only, never the home directory's (`make
+# test-python` sets them too). Every tracker started without a state directory of its own
+# shares this key, as one user's trackers do, so the pins clients record stay true.
+_DIRS = tempfile.mkdtemp(prefix="messenger-pytest-")
+os.environ.setdefault("MESSENGER_STATE_DIR", os.path.join(_DIRS, "state"))
+os.environ.setdefault("MESSENGER_CONFIG_DIR", os.path.join(_DIRS, "config"))
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "demo"

@@ -16,6 +16,7 @@ use anyhow::{bail, Context};
 use bytes::Bytes;
 use messenger_core::{
     Callbacks, Client, ClientConfig, ClientError, FaultConfig, FaultCounts, Message, Order,
+    TrackerTrust,
 };
 use serde_json::{json, Value};
 use tokio::sync::Notify;
@@ -200,7 +201,8 @@ impl BenchMember {
                     wake_view.notify_waiters();
                 }
             });
-        let mut config = ClientConfig::new(tracker, name);
+        // The bench's tracker is insecure (see `bench_tracker_config`).
+        let mut config = ClientConfig::new(tracker, name).with_trust(TrackerTrust::Insecure);
         config.faults = Some(faults);
         let client = Client::connect(config, handler)
             .await

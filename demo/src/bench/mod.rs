@@ -355,7 +355,9 @@ fn aggregate(plan: &Plan, reports: &[MemberReport], cpu: &[Duration], phases_run
 }
 
 /// The bench's own tracker: every member connects from 127.0.0.1, so the limit of connections
-/// per address must admit them all; the group must admit them all too.
+/// per address must admit them all; the group must admit them all too. The control plane is
+/// plain TCP (`insecure`): the bench measures the data plane, which the tracker's TLS does not
+/// touch, and leaves no key or pin behind.
 pub(crate) fn bench_tracker_config(members: usize) -> TrackerConfig {
     let defaults = TrackerConfig::default();
     let connections = defaults.max_connections.max(members + 8);
@@ -363,6 +365,7 @@ pub(crate) fn bench_tracker_config(members: usize) -> TrackerConfig {
         .unwrap_or(u32::MAX)
         .max(defaults.default_max_members);
     defaults
+        .insecure()
         .with_max_connections(connections)
         .with_max_connections_per_ip(connections)
         .with_default_max_members(max_members)

@@ -91,6 +91,19 @@ impl Stream {
     }
 }
 
+/// This test process's state and configuration directories (temporary).
+pub fn test_dirs() -> &'static (std::path::PathBuf, std::path::PathBuf) {
+    static DIRS: std::sync::OnceLock<(std::path::PathBuf, std::path::PathBuf)> =
+        std::sync::OnceLock::new();
+    DIRS.get_or_init(|| {
+        let root = std::env::temp_dir().join(format!("messenger-demo-test-{}", std::process::id()));
+        let dirs = (root.join("state"), root.join("config"));
+        std::fs::create_dir_all(&dirs.0).expect("state dir");
+        std::fs::create_dir_all(&dirs.1).expect("config dir");
+        dirs
+    })
+}
+
 /// A `messenger` process; killed when dropped.
 pub struct Proc {
     pub name: String,
@@ -103,8 +116,13 @@ pub struct Proc {
 impl Proc {
     pub fn spawn(name: &str, args: &[&str], envs: &[(&str, &str)]) -> Proc {
         let mut command = Command::new(BIN);
+        let (state, config) = test_dirs();
         command
             .args(args)
+            // Keys and known trackers in this test process's own directories, never the
+            // home directory's; shared by its processes, as one user's are on one machine.
+            .env("MESSENGER_STATE_DIR", state)
+            .env("MESSENGER_CONFIG_DIR", config)
             .env_remove("RUST_LOG")
             .env_remove("MESSENGER_FAULTS")
             .stdin(Stdio::piped())

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::faults::FaultConfig;
 use crate::protocol::GroupConfig;
+use crate::tls::TrackerTrust;
 
 /// How a client connects and behaves.
 ///
@@ -15,6 +16,10 @@ use crate::protocol::GroupConfig;
 pub struct ClientConfig {
     /// The tracker's TCP address.
     pub tracker: SocketAddr,
+    /// Which tracker key to believe (default: trust on first use, recorded in the default
+    /// known-trackers file; see [`TrackerTrust`]). [`TrackerTrust::Insecure`] connects over
+    /// plain TCP.
+    pub trust: TrackerTrust,
     pub username: String,
     /// Where to bind the UDP socket (port 0 picks a free port).
     pub udp_bind: SocketAddr,
@@ -36,6 +41,7 @@ impl ClientConfig {
     pub fn new(tracker: SocketAddr, username: impl Into<String>) -> Self {
         ClientConfig {
             tracker,
+            trust: TrackerTrust::default(),
             username: username.into(),
             udp_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             group: GroupConfig::default(),
@@ -45,5 +51,12 @@ impl ClientConfig {
             reconnect_initial: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(5),
         }
+    }
+
+    /// This configuration trusting the tracker as `trust` says.
+    #[must_use]
+    pub fn with_trust(mut self, trust: TrackerTrust) -> Self {
+        self.trust = trust;
+        self
     }
 }

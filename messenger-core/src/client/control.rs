@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use super::config::ClientConfig;
@@ -17,11 +16,13 @@ use super::delivery::{ClientEvent, GroupView};
 use super::error::ClientError;
 use super::handle::Shared;
 use super::handler::Dispatch;
+use super::transport;
 use crate::protocol::wire::{
     encode_control, ClientFrame, ErrorCode, FrameDecoder, Hello, Order, Password, Reply, Request,
     ServerFrame, View, ViewDelta, CONTROL_VERSION,
 };
 use crate::protocol::{GroupId, MemberId};
+use crate::tls::ControlStream;
 
 /// Where the answer to a request goes.
 pub(crate) type ReplyTo = oneshot::Sender<Result<Reply, ClientError>>;
@@ -33,10 +34,17 @@ pub(crate) enum Command {
 }
 
 /// An open, registered tracker connection.
-#[derive(Debug)]
 pub(crate) struct Session {
-    stream: TcpStream,
+    stream: ControlStream,
     decoder: FrameDecoder,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("buffered", &self.decoder.buffered())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Session {
@@ -49,10 +57,7 @@ impl Session {
         probes: &mut mpsc::Receiver<Probe>,
     ) -> Result<Session, ClientError> {
         let attempt = async {
-            let mut stream = TcpStream::connect(config.tracker)
-                .await
-                .map_err(|e| ClientError::TrackerUnavailable(format!("{}: {e}", config.tracker)))?;
-            stream.set_nodelay(true)?;
+            let mut stream = transport::connect(config.tracker, &config.trust).await?;
             // Probes of an earlier attempt must not be taken for this one's.
             while probes.try_recv().is_ok() {}
             let hello = ClientFrame::Hello(Hello {
@@ -122,9 +127,11 @@ fn from_tracker(from: SocketAddr, tracker: SocketAddr) -> bool {
     tracker.ip().is_unspecified() || from.ip().to_canonical() == tracker.ip().to_canonical()
 }
 
-async fn write_frame(stream: &mut TcpStream, frame: &ClientFrame) -> Result<(), ClientError> {
+async fn write_frame(stream: &mut ControlStream, frame: &ClientFrame) -> Result<(), ClientError> {
     let bytes = encode_control(frame).map_err(|e| ClientError::Protocol(e.to_string()))?;
     stream.write_all(&bytes).await?;
+    // TLS may hold the record back until flushed.
+    stream.flush().await?;
     Ok(())
 }
 
@@ -509,6 +516,12 @@ impl Control {
                     ..
                 }) => {
                     // The tracker has not noticed our old connection is gone yet.
+                    continue;
+                }
+                Err(e @ ClientError::TrackerNotTrusted(_)) => {
+                    // Not a passing failure: say so at every attempt (at most every
+                    // `reconnect_max`), the operator has to act.
+                    tracing::error!(target: "messenger::client", "cannot reconnect: {e}");
                     continue;
                 }
                 Err(e) => {

@@ -14,6 +14,12 @@ pub enum ClientError {
     Rejected { code: ErrorCode, message: String },
     #[error("tracker unavailable: {0}")]
     TrackerUnavailable(String),
+    /// The tracker did not prove the identity this client trusts: it presents another key
+    /// than the one recorded in the known-trackers file (the message names the file and the
+    /// line to delete if the change is expected) or pinned, a certificate the CA did not
+    /// issue, or no TLS at all. Reconnection attempts go on, and log this error each time.
+    #[error("tracker not trusted: {0}")]
+    TrackerNotTrusted(String),
     #[error("the client is closed")]
     Closed,
     #[error("not a member of group {0}")]

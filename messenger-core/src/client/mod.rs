@@ -32,6 +32,8 @@
 //! - `error.rs`: [`ClientError`] and the conversions into it.
 //! - `control.rs`: the control task (TCP to the tracker: requests, views, heartbeats,
 //!   reconnection).
+//! - `transport.rs`: the connection to the tracker: TCP, TLS and the check of the tracker's
+//!   key ([`TrackerTrust`](crate::tls::TrackerTrust)).
 //! - `data.rs`: the data plane: every group's protocol state machine behind one lock, and the
 //!   data task (UDP socket, timers, deliveries).
 //! - `faults.rs`: fault injection on outgoing datagrams ([`FaultConfig`], `MESSENGER_FAULTS`).
@@ -50,6 +52,7 @@ mod faults;
 mod handle;
 mod handler;
 mod metrics;
+mod transport;
 
 pub use blocking::BlockingClient;
 pub use config::ClientConfig;

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::protocol::tracker::{AccessPolicy, PolicyError, RegistryLimits};
+use crate::tls::TrackerTls;
 
 /// Configuration of a [`Tracker`](super::Tracker).
 ///
@@ -22,6 +23,9 @@ pub struct TrackerConfig {
     pub policy: AccessPolicy,
     /// When set, every metrics JSON line is also appended to this file.
     pub log_json: Option<PathBuf>,
+    /// How connections are secured (default: TLS 1.3 with a self-signed key kept in the
+    /// default state directory, created on first start; see [`TrackerTls`]).
+    pub tls: TrackerTls,
 
     // Limits (docs/SECURITY.md, "Tracker limits", lists them with the errors clients see).
     /// Most connections at a time (default 1024); one more is refused with
@@ -66,6 +70,7 @@ impl Default for TrackerConfig {
             heartbeat_misses: 3,
             policy: AccessPolicy::open(),
             log_json: None,
+            tls: TrackerTls::default(),
             max_connections: 1024,
             max_connections_per_ip: 32,
             max_partial_frame_bytes: 64 << 20,
@@ -137,6 +142,34 @@ impl TrackerConfig {
     #[must_use]
     pub fn with_log_json(mut self, path: impl Into<PathBuf>) -> Self {
         self.log_json = Some(path.into());
+        self
+    }
+
+    /// TLS with the self-signed key kept in `dir` (created there on first start) instead of
+    /// the default state directory.
+    #[must_use]
+    pub fn with_state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.tls = TrackerTls::SelfSigned {
+            state_dir: Some(dir.into()),
+        };
+        self
+    }
+
+    /// TLS with a certificate chain (leaf first) and its private key, both PEM files.
+    #[must_use]
+    pub fn with_certificate(mut self, chain: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls = TrackerTls::Certificate {
+            chain: chain.into(),
+            key: key.into(),
+        };
+        self
+    }
+
+    /// Plain TCP, without TLS: passwords and usernames travel in clear and clients cannot
+    /// check whom they talk to. For benchmarks and old peers only.
+    #[must_use]
+    pub fn insecure(mut self) -> Self {
+        self.tls = TrackerTls::Insecure;
         self
     }
 

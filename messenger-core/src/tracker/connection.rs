@@ -12,8 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::{AsyncReadExt, ReadHalf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -34,6 +33,8 @@ use super::limits::{PartialShare, Permit};
 use super::log::TRACKER_TARGET;
 use super::outbox::{self, Outbox};
 use super::server::Shared;
+use super::transport;
+use crate::tls::ControlStream;
 
 /// How long the writer may take to flush the last frames of a closing connection.
 const FLUSH_GRACE: Duration = Duration::from_secs(1);
@@ -76,11 +77,14 @@ pub(crate) async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
-    stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
     permit: Permit,
 ) {
     let _ = stream.set_nodelay(true);
-    let (reader, writer) = stream.into_split();
+    let Some(stream) = transport::accept(stream, peer, &shared, &mut stop).await else {
+        return;
+    };
+    let (reader, writer) = tokio::io::split(stream);
     let (outbox, queue) = outbox::outbox();
     let writer = tokio::spawn(outbox::write_frames(writer, queue));
     let mut connection = Connection {
@@ -99,7 +103,7 @@ pub(crate) async fn serve(
 }
 
 struct Connection {
-    reader: OwnedReadHalf,
+    reader: ReadHalf<ControlStream>,
     decoder: FrameDecoder,
     /// The bytes of incomplete frames this connection holds, counted in the tracker's budget.
     partial: PartialShare,

@@ -30,9 +30,16 @@
 //! - `limits`: connections in all and per address, and the budget of bytes held in
 //!   incomplete frames, shared by every connection.
 //! - `store`: the [`Store`] seam and [`MemoryStore`], the embedded store.
+//! - `transport`: TLS on each accepted connection (or plain TCP for an insecure tracker),
+//!   and the refusal of connections over a limit.
 //! - `log`: the metrics lines (human and JSON) written when a client's session ends.
 //!
 //! # Wire behaviour
+//!
+//! Every connection is TLS 1.3 ([`TrackerConfig::tls`], by default a self-signed key kept in
+//! the state directory) unless the tracker is configured insecure; the handshake must end
+//! within the hello timeout. A client that sends plain frames to a TLS tracker gets one plain
+//! `Error` frame (`BadRequest`, "this tracker requires TLS") and is closed.
 //!
 //! Frames are a 4-byte big-endian length and a postcard body
 //! ([`encode_control`](crate::protocol::wire::encode_control),
@@ -84,6 +91,7 @@ mod log;
 mod outbox;
 mod server;
 mod store;
+mod transport;
 
 pub use crate::protocol::tracker::{
     AccessPolicy, ClientId, Departure, PolicyError, Push, Refusal, RegistryLimits,

@@ -9,8 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, Notify};
 
 use crate::protocol::wire::{encode_control, ErrorCode, ServerFrame};
@@ -115,7 +114,7 @@ impl Outbox {
 
 /// Writes queued frames until every sender is gone, then shuts the write side down (the
 /// client reads the last frames, then end of stream). Stops at the first write error.
-pub(crate) async fn write_frames(mut writer: OwnedWriteHalf, mut queue: OutboxReceiver) {
+pub(crate) async fn write_frames(mut writer: impl AsyncWrite + Unpin, mut queue: OutboxReceiver) {
     let mut batch = Vec::with_capacity(4096);
     while let Some(first) = queue.frames.recv().await {
         batch.clear();
@@ -126,7 +125,8 @@ pub(crate) async fn write_frames(mut writer: OwnedWriteHalf, mut queue: OutboxRe
                 Err(_) => break,
             }
         }
-        if writer.write_all(&batch).await.is_err() {
+        // TLS may hold the last record back until flushed.
+        if writer.write_all(&batch).await.is_err() || writer.flush().await.is_err() {
             return;
         }
         queue

@@ -7,12 +7,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{error, info, warn};
 
-use crate::protocol::wire::{encode_control, ErrorCode, ServerFrame, TrackerStats};
+use crate::protocol::wire::TrackerStats;
+use crate::tls::{Fingerprint, TrackerIdentity};
 
 use super::config::TrackerConfig;
 use super::connection;
@@ -20,6 +21,11 @@ use super::hub::Hub;
 use super::limits::{ConnectionLimiter, PartialBudget};
 use super::log::{MetricsLog, Plausibility, TRACKER_TARGET};
 use super::store::{MemoryStore, Store};
+use super::transport;
+
+/// Most refused connections whose TLS handshake may be under way at once (each to tell the
+/// client why it is refused); past it, refused connections are closed without a word.
+const MAX_REFUSALS: usize = 64;
 
 /// Pause after a failed accept (typically: out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -34,6 +40,8 @@ pub(crate) struct Shared {
     pub(crate) partial: Arc<PartialBudget>,
     /// Sends the address probes (non-blocking; a probe is one small datagram).
     pub(crate) probe_socket: std::net::UdpSocket,
+    /// The TLS acceptor and the certificate's fingerprint (none when insecure).
+    pub(crate) identity: TrackerIdentity,
 }
 
 /// A tracker bound to its TCP port, ready to [`run`](Tracker::run).
@@ -46,8 +54,9 @@ pub struct Tracker {
 
 impl Tracker {
     /// Binds the tracker's TCP port (port 0 picks a free one) with the embedded
-    /// [`MemoryStore`]. Fails if the port cannot be bound or the JSON metrics file (when
-    /// configured) cannot be opened.
+    /// [`MemoryStore`]. Fails if the port cannot be bound, the JSON metrics file (when
+    /// configured) cannot be opened, or the TLS key and certificate cannot be loaded or (the
+    /// first time, in a state directory) created.
     pub async fn bind(addr: SocketAddr, config: TrackerConfig) -> io::Result<Tracker> {
         let listener = TcpListener::bind(addr).await?;
         Tracker::from_listener(listener, config)
@@ -68,6 +77,7 @@ impl Tracker {
         store: impl Store + 'static,
     ) -> io::Result<Tracker> {
         let local_addr = listener.local_addr()?;
+        let identity = TrackerIdentity::load(&config.tls)?;
         // Probes leave from the address clients reach the tracker at.
         let probe_socket = std::net::UdpSocket::bind(SocketAddr::new(local_addr.ip(), 0))?;
         probe_socket.set_nonblocking(true)?;
@@ -90,6 +100,7 @@ impl Tracker {
                 )),
                 partial: Arc::new(PartialBudget::new(config.max_partial_frame_bytes)),
                 probe_socket,
+                identity,
                 config,
                 metrics_log,
             }),
@@ -125,6 +136,12 @@ impl Tracker {
         self.shared.hub.stats()
     }
 
+    /// The fingerprint of the certificate the tracker presents (SHA-256 of its DER encoding);
+    /// `None` for an insecure tracker.
+    pub fn fingerprint(&self) -> Option<Fingerprint> {
+        self.shared.identity.fingerprint()
+    }
+
     /// Accepts and serves clients until `shutdown` resolves; then stops accepting, ends every
     /// session (without metrics lines: the clients did not leave), closes every connection and
     /// returns once all of them are closed.
@@ -136,8 +153,21 @@ impl Tracker {
         } = self;
         let (stop, stopped) = watch::channel(false);
         let mut connections = JoinSet::new();
+        let mut refusals = JoinSet::new();
         tokio::pin!(shutdown);
-        info!(target: TRACKER_TARGET, addr = %local_addr, "tracker listening on {local_addr}");
+        match shared.identity.fingerprint() {
+            Some(fingerprint) => info!(
+                target: TRACKER_TARGET,
+                addr = %local_addr,
+                %fingerprint,
+                "tracker listening on {local_addr} (TLS), fingerprint {fingerprint}"
+            ),
+            None => warn!(
+                target: TRACKER_TARGET,
+                addr = %local_addr,
+                "tracker listening on {local_addr} without TLS (insecure)"
+            ),
+        }
         loop {
             tokio::select! {
                 biased;
@@ -153,7 +183,15 @@ impl Tracker {
                                 permit,
                             ));
                         }
-                        Err(message) => refuse(stream, peer, &shared, message),
+                        Err(message) => {
+                            warn!(target: TRACKER_TARGET, peer = %peer, "connection refused: {message}");
+                            shared.hub.note_refused_connection();
+                            if let Some(telling) = transport::refuse(stream, &shared, message) {
+                                if refusals.len() < MAX_REFUSALS {
+                                    refusals.spawn(telling);
+                                }
+                            }
+                        }
                     },
                     Err(e) => {
                         warn!(target: TRACKER_TARGET, error = %e, "accept failed");
@@ -163,9 +201,13 @@ impl Tracker {
                 Some(done) = connections.join_next(), if !connections.is_empty() => {
                     report_panic(done);
                 }
+                Some(done) = refusals.join_next(), if !refusals.is_empty() => {
+                    report_panic(done);
+                }
             }
         }
         drop(listener);
+        refusals.abort_all();
         let open = connections.len();
         info!(target: TRACKER_TARGET, "tracker stopping, closing {open} connections");
         let _ = stop.send(true);
@@ -174,27 +216,6 @@ impl Tracker {
         }
         info!(target: TRACKER_TARGET, addr = %local_addr, "tracker stopped");
         Ok(())
-    }
-}
-
-/// Turns a connection away without a task: counts it, and writes the error frame if the
-/// socket takes it at once (a fresh socket's send buffer is empty, so it does).
-fn refuse(stream: TcpStream, peer: SocketAddr, shared: &Shared, message: String) {
-    warn!(target: TRACKER_TARGET, peer = %peer, "connection refused: {message}");
-    shared.hub.note_refused_connection();
-    if let Ok(bytes) = encode_control(&ServerFrame::Error {
-        code: ErrorCode::LimitReached,
-        message,
-    }) {
-        let _ = stream.try_write(&bytes);
-    }
-    // Read what already arrived (the hello, typically): closing with unread input would
-    // reset the connection and could destroy the error frame before the client reads it.
-    let mut sink = [0u8; 4096];
-    for _ in 0..16 {
-        if !matches!(stream.try_read(&mut sink), Ok(n) if n > 0) {
-            break;
-        }
     }
 }
 
@@ -225,6 +246,12 @@ impl TrackerHandle {
     /// The tracker-wide counters.
     pub fn stats(&self) -> TrackerStats {
         self.shared.hub.stats()
+    }
+
+    /// The fingerprint of the certificate the tracker presents (SHA-256 of its DER encoding);
+    /// `None` for an insecure tracker.
+    pub fn fingerprint(&self) -> Option<Fingerprint> {
+        self.shared.identity.fingerprint()
     }
 
     /// Stops the tracker and waits until every connection is closed.

@@ -132,3 +132,54 @@ pub fn check_fifo(who: &str, log: &[(String, u64, String)]) -> HashMap<String, u
     }
     last
 }
+
+/// A fresh directory under the system's temporary directory, named after `tag`, this process
+/// and a counter (tests never touch the real home directory).
+pub fn temp_dir(tag: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "messenger-test-{}-{tag}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    dir
+}
+
+/// This test process's state and configuration directories: every tracker a test starts here
+/// presents the same key (as the trackers one user starts on a machine do), so the pins that
+/// clients record on first use hold across tests, whichever port a tracker gets.
+fn process_dirs() -> &'static (std::path::PathBuf, std::path::PathBuf) {
+    static DIRS: std::sync::OnceLock<(std::path::PathBuf, std::path::PathBuf)> =
+        std::sync::OnceLock::new();
+    DIRS.get_or_init(|| (temp_dir("state"), temp_dir("config")))
+}
+
+/// This process's temporary state directory (tracker keys), for child processes
+/// (`MESSENGER_STATE_DIR`).
+pub fn state_dir() -> &'static std::path::Path {
+    &process_dirs().0
+}
+
+/// This process's temporary configuration directory (the known-trackers file), for child
+/// processes (`MESSENGER_CONFIG_DIR`).
+pub fn config_dir() -> &'static std::path::Path {
+    &process_dirs().1
+}
+
+/// A tracker configuration (TLS, the default) keeping its key in this process's temporary
+/// state directory.
+pub fn tracker_config() -> messenger_core::TrackerConfig {
+    messenger_core::TrackerConfig::default().with_state_dir(&process_dirs().0)
+}
+
+/// A client configuration (trust on first use, the default) recording trackers in this
+/// process's temporary known-trackers file.
+pub fn client_config(tracker: std::net::SocketAddr, name: &str) -> messenger_core::ClientConfig {
+    messenger_core::ClientConfig::new(tracker, name).with_trust(
+        messenger_core::TrackerTrust::FirstUse {
+            known_trackers: Some(process_dirs().1.join("known_trackers")),
+        },
+    )
+}

@@ -315,6 +315,66 @@ static void policy_errors(void) {
   messenger_tracker_free(tracker);
 }
 
+/* The tracker over TLS: its fingerprint pins it, a wrong pin is refused, a client trusting on
+ * first use records it in the known-trackers file it was given; an insecure client at a TLS
+ * tracker and a TLS client at an insecure tracker are refused clearly; an insecure pair talks. */
+static void tls_settings(void) {
+  char dir[] = "/tmp/messenger-test-tls-XXXXXX";
+  CHECK(mkdtemp(dir) != NULL);
+  messenger_tracker *tracker = NULL;
+  CHECK_OK(messenger_tracker_new_with_tls("127.0.0.1:0", NULL, 0, 0, dir, false, &tracker));
+  char addr[64], fingerprint[128], known[128];
+  size_t len = 0;
+  CHECK_OK(messenger_tracker_address(tracker, addr, sizeof addr, NULL));
+  CHECK_OK(messenger_tracker_fingerprint(tracker, fingerprint, sizeof fingerprint, &len));
+  CHECK(len == 95 && strlen(fingerprint) == 95);
+  snprintf(known, sizeof known, "%s/known_trackers", dir);
+
+  messenger_client_config *config = NULL;
+  messenger_client *client = NULL;
+  CHECK_OK(messenger_client_config_new(addr, "pinned", &config));
+  CHECK_FAILS(messenger_client_config_set_tracker_fingerprint(config, "nonsense"),
+              MESSENGER_INVALID_ARGUMENT, "fingerprint");
+  CHECK_OK(messenger_client_config_set_tracker_fingerprint(config, fingerprint));
+  CHECK_OK(messenger_client_new(config, &client));
+  messenger_client_free(client);
+
+  const char *wrong = "AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:"
+                      "AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB";
+  CHECK_OK(messenger_client_config_new(addr, "wrong", &config));
+  CHECK_OK(messenger_client_config_set_tracker_fingerprint(config, wrong));
+  client = NULL;
+  CHECK_FAILS(messenger_client_new(config, &client), MESSENGER_TRACKER_NOT_TRUSTED,
+              "not the pinned");
+  CHECK(client == NULL);
+
+  CHECK_OK(messenger_client_config_new(addr, "first", &config));
+  CHECK_OK(messenger_client_config_set_known_trackers_file(config, known));
+  CHECK_OK(messenger_client_new(config, &client));
+  messenger_client_free(client);
+  CHECK(access(known, R_OK) == 0);
+
+  CHECK_OK(messenger_client_config_new(addr, "plain", &config));
+  CHECK_OK(messenger_client_config_set_insecure(config, true));
+  client = NULL;
+  CHECK_FAILS(messenger_client_new(config, &client), MESSENGER_BAD_REQUEST, "requires TLS");
+  messenger_tracker_free(tracker);
+
+  CHECK_OK(messenger_tracker_new_with_tls("127.0.0.1:0", NULL, 0, 0, NULL, true, &tracker));
+  CHECK_OK(messenger_tracker_address(tracker, addr, sizeof addr, NULL));
+  CHECK_OK(messenger_tracker_fingerprint(tracker, fingerprint, sizeof fingerprint, &len));
+  CHECK(len == 0 && fingerprint[0] == '\0');
+  CHECK_OK(messenger_client_config_new(addr, "tls", &config));
+  CHECK_OK(messenger_client_config_set_known_trackers_file(config, known));
+  CHECK_FAILS(messenger_client_new(config, &client), MESSENGER_TRACKER_NOT_TRUSTED,
+              "does not speak TLS");
+  CHECK_OK(messenger_client_config_new(addr, "plain", &config));
+  CHECK_OK(messenger_client_config_set_insecure(config, true));
+  CHECK_OK(messenger_client_new(config, &client));
+  messenger_client_free(client);
+  messenger_tracker_free(tracker);
+}
+
 int main(void) {
   test_name = "test_errors";
   faults_from_the_environment();
@@ -326,6 +386,7 @@ int main(void) {
   client_errors(addr);
   messenger_tracker_free(tracker);
   policy_errors();
+  tls_settings();
   printf("test_errors: ok\n");
   return 0;
 }

@@ -176,6 +176,8 @@ static void a_tracker_that_answers_wrongly_is_a_protocol_error(void) {
     messenger_client *client = NULL;
     CHECK_OK(messenger_client_config_new(t.addr, "ann", &config));
     CHECK_OK(messenger_client_config_set_faults(config, ""));
+    /* The fake speaks plain frames (a TLS client would refuse it before any frame). */
+    CHECK_OK(messenger_client_config_set_insecure(config, true));
     CHECK_FAILS(messenger_client_new(config, &client), MESSENGER_PROTOCOL, cases[i].message);
     CHECK(client == NULL);
     fake_tracker_stop(&t);

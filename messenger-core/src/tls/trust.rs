@@ -23,7 +23,8 @@ pub const KNOWN_TRACKERS_FILE: &str = "known_trackers";
 pub enum TrackerTrust {
     /// Trust on first use: the first connection to a tracker address records the fingerprint
     /// of the key it presents in the known-trackers file, and later connections accept that
-    /// key only. `None` is the default file ([`default_known_trackers`]).
+    /// key only. `None` is the default file
+    /// ([`default_known_trackers`](super::dirs::default_known_trackers)).
     FirstUse { known_trackers: Option<PathBuf> },
     /// Only a tracker presenting the certificate with this fingerprint (pinned in advance).
     Fingerprint(Fingerprint),

@@ -35,6 +35,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 	$(CARGO) clippy -p messenger-py --all-targets --locked -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --all-features --locked -q
 
 # Programs the tests drive: tmux, for the interactive test of the chat (demo/tests).
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)

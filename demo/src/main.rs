@@ -4,7 +4,7 @@
 //!   ([`interactive`]) or from a script ([`scripted`]).
 //! - `messenger tracker`: a tracker in the foreground ([`tracker_cmd`]).
 //! - `messenger bench`: throughput and latency on loopback against raw-UDP baselines
-//!   ([`bench`]); `messenger bench-member` (hidden) is one member of `bench --processes`.
+//!   ([`bench`](mod@bench)); `messenger bench-member` (hidden) is one member of `bench --processes`.
 //!
 //! Layout: [`cli`] (flags), [`commands`] (what a typed line means), [`chat`] (connecting and
 //! the command loop), [`handler`] (what arrives), [`output`] (how lines look and where they

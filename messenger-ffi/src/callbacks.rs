@@ -1,7 +1,7 @@
 //! C callbacks: each one a function, a `void *userdata` and an optional free function for the
 //! userdata, run by the client's callback thread through a [`Handler`].
 //!
-//! [`ForeignData`] (after wasmtime's C API) is the one type that owns a userdata pointer: it
+//! `ForeignData` (after wasmtime's C API) is the one type that owns a userdata pointer: it
 //! is `Send + Sync` because the header makes the caller promise the userdata may be used from
 //! the library's thread, and it calls the free function exactly once, when it is dropped.
 

@@ -9,12 +9,12 @@
 //! - Every exported name starts with `messenger_`. Handles (`messenger_tracker`,
 //!   `messenger_client_config`, `messenger_client`) are opaque, each made by one function
 //!   and released by one `*_free`.
-//! - Every function body runs inside [`ffi_panic_boundary!`]: a panic becomes
+//! - Every function body runs inside `ffi_panic_boundary!`: a panic becomes
 //!   `MESSENGER_PANIC`, never an unwind into C.
 //! - Functions return a [`messenger_result`] and write their outputs only on success; the
 //!   message of the last failure on the calling thread is `messenger_last_error`'s.
 //! - Callbacks are (function, userdata, free function) triples, owned by
-//!   [`callbacks::ForeignData`], which calls the free function exactly once.
+//!   `callbacks::ForeignData`, which calls the free function exactly once.
 //!
 //! ## Layout
 //!

@@ -3,7 +3,7 @@
 //!
 //! - child to parent, JSON lines on its stdout: `ready` (its view has every member),
 //!   `progress` (deliveries from others so far), `done` (it delivered the whole phase),
-//!   `result` (its [`MemberReport`](super::member::MemberReport)), `error`;
+//!   `result` (its [`MemberReport`]), `error`;
 //! - parent to child, on its stdin: `go PHASE COUNT RATE TARGET` (send COUNT messages at RATE
 //!   per second; the phase is complete once TARGET are delivered, own included), `finish`.
 //!

@@ -1,4 +1,4 @@
-//! The simulations' random numbers: the crate's [`Rng`](crate::rng::Rng) (SplitMix64), so a
+//! The simulations' random numbers: the crate's [`Rng`] (SplitMix64), so a
 //! seed replays exactly on every platform.
 
 pub use crate::rng::Rng;

@@ -12,6 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use subtle::ConstantTimeEq;
 use tokio::io::{AsyncReadExt, ReadHalf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -63,13 +64,9 @@ fn probe_target(local: Option<SocketAddr>, addr: SocketAddr) -> SocketAddr {
     }
 }
 
-/// Compares two cookies in time that does not depend on where they differ.
+/// Compares two cookies in time that does not depend on where they differ (`subtle`).
 fn cookies_match(given: &[u8; COOKIE_LEN], expected: &[u8; COOKIE_LEN]) -> bool {
-    given
-        .iter()
-        .zip(expected)
-        .fold(0u8, |diff, (a, b)| diff | (a ^ b))
-        == 0
+    bool::from(given[..].ct_eq(&expected[..]))
 }
 
 /// Serves one accepted connection until its session ends and the socket is closed.

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::Deserialize;
+use subtle::ConstantTimeEq;
 
 use super::names::{glob_match, quoted, validate_name, NameError};
 use super::{Refusal, RegistryLimits, MAX_MEMBERS};
@@ -420,14 +421,10 @@ pub(super) fn admit(
     Ok(())
 }
 
-/// Compares two secrets in time that depends only on their lengths.
+/// Compares two secrets in time that depends only on their lengths (`subtle`, as RustCrypto
+/// and dalek use it).
 fn same_secret(given: &str, expected: &str) -> bool {
-    let (a, b) = (given.as_bytes(), expected.as_bytes());
-    let mut diff = a.len() ^ b.len();
-    for (i, &x) in b.iter().enumerate() {
-        diff |= usize::from(x ^ a.get(i).copied().unwrap_or(!x));
-    }
-    diff == 0
+    bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroize;
 
 use super::{WireError, MAX_CONTROL_FRAME};
 use crate::protocol::types::{GroupId, MemberId, ViewId};
@@ -123,6 +124,13 @@ impl Password {
     /// The password itself, for the one place that compares it.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+}
+
+// Wiped when dropped, so that a password does not linger in freed memory.
+impl Drop for Password {
+    fn drop(&mut self) {
+        self.0.zeroize();
     }
 }
 

@@ -1,7 +1,6 @@
 //! Hostile and malformed input against one group state machine: every buffer stays within its
 //! configured bound, bad datagrams are dropped and counted, and honest members are unaffected.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -10,52 +9,14 @@ use messenger_core::protocol::wire::{
     ResolutionReport, Status, StreamDecision,
 };
 use messenger_core::protocol::{
-    DropReason, Event, Group, GroupConfig, GroupId, MemberId, Order, Priority, SeqNo, View, ViewId,
+    DropReason, Event, Group, GroupConfig, GroupId, MemberId, Order, Priority, SeqNo, ViewId,
     ViewMember,
 };
 use messenger_core::testing::epoch;
+
+mod trio;
 use messenger_core::testing::rng::Rng;
-
-const ME: MemberId = MemberId(1);
-const MALLORY: MemberId = MemberId(2);
-const HONEST: MemberId = MemberId(3);
-const GROUP: GroupId = GroupId(7);
-
-fn addr(id: MemberId) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 30_000 + id.0 as u16))
-}
-
-fn view(order: Order) -> View {
-    View {
-        group: GROUP,
-        name: "g".into(),
-        order,
-        id: ViewId(1),
-        members: [ME, MALLORY, HONEST]
-            .into_iter()
-            .map(|id| ViewMember {
-                id,
-                name: format!("m{id}"),
-                addr: addr(id),
-                joined: ViewId(1),
-            })
-            .collect(),
-    }
-}
-
-fn datagram(from: MemberId, frames: Vec<Frame>) -> Vec<u8> {
-    Datagram {
-        header: Header {
-            group: GROUP,
-            sender: from,
-            recipient: ME,
-            view: ViewId(1),
-        },
-        frames,
-    }
-    .encode()
-    .expect("encodes")
-}
+use trio::{addr, datagram, view, GROUP, HONEST, MALLORY, ME};
 
 fn data(seq: u64, text: &str) -> Frame {
     Frame::Data(Data {

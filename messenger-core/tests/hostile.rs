@@ -5,7 +5,6 @@
 //!
 //! `PROPTEST_CASES=5000 cargo test -p messenger-core --test hostile` searches longer.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,37 +17,14 @@ use messenger_core::protocol::wire::{
     ResolutionReport, Status, StreamAck, StreamDecision, StreamReport,
 };
 use messenger_core::protocol::{
-    Event, Group, GroupConfig, GroupId, MemberId, Order, Priority, SeqNo, View, ViewId, ViewMember,
+    Event, Group, GroupConfig, MemberId, Order, Priority, SeqNo, ViewId,
 };
 use messenger_core::testing::epoch;
 
-const ME: MemberId = MemberId(1);
-const MALLORY: MemberId = MemberId(2);
-const HONEST: MemberId = MemberId(3);
-const GROUP: GroupId = GroupId(7);
+mod trio;
+use trio::{addr, datagram, view, GROUP, HONEST, MALLORY, ME};
+
 const WINDOW: u64 = 16;
-
-fn addr(id: MemberId) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 32_000 + id.0 as u16))
-}
-
-fn view(order: Order) -> View {
-    View {
-        group: GROUP,
-        name: "g".into(),
-        order,
-        id: ViewId(1),
-        members: [ME, MALLORY, HONEST]
-            .into_iter()
-            .map(|id| ViewMember {
-                id,
-                name: format!("m{id}"),
-                addr: addr(id),
-                joined: ViewId(1),
-            })
-            .collect(),
-    }
-}
 
 fn seq() -> impl Strategy<Value = SeqNo> {
     prop_oneof![
@@ -207,20 +183,6 @@ fn frame() -> impl Strategy<Value = Frame> {
         ),
         round().prop_map(|round| Frame::ResolutionAck(ResolutionAck { round })),
     ]
-}
-
-fn datagram(from: MemberId, frames: Vec<Frame>) -> Vec<u8> {
-    Datagram {
-        header: Header {
-            group: GROUP,
-            sender: from,
-            recipient: ME,
-            view: ViewId(1),
-        },
-        frames,
-    }
-    .encode()
-    .expect("encodes")
 }
 
 /// The last sequence number delivered of each origin.

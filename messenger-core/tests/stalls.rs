@@ -6,62 +6,30 @@
 //! Time is virtual: the group is driven in steps of its status interval, and each step both
 //! peers send a status, so neither is ever silent.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use messenger_core::protocol::wire::{Ack, Data, Datagram, Final, Frame, Header, Propose, Status};
+use messenger_core::protocol::wire::{Ack, Data, Final, Frame, Propose, Status};
 use messenger_core::protocol::{
-    Event, Group, GroupConfig, GroupId, MemberId, Order, Priority, SeqNo, View, ViewId, ViewMember,
+    Event, Group, GroupConfig, MemberId, Order, Priority, SeqNo, ViewId,
 };
 use messenger_core::testing::epoch;
 
-const ME: MemberId = MemberId(1);
-const MALLORY: MemberId = MemberId(2);
-const HONEST: MemberId = MemberId(3);
-const GROUP: GroupId = GroupId(7);
-const STEP: Duration = Duration::from_millis(100);
+mod trio;
+use trio::{addr, datagram, view, HONEST, MALLORY, ME};
 
-fn addr(id: MemberId) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 33_000 + id.0 as u16))
-}
+const STEP: Duration = Duration::from_millis(100);
 
 fn group(order: Order) -> (Group, Instant, Duration) {
     let config = GroupConfig::default();
     let timeout = config.suspect_timeout;
-    let view = View {
-        group: GROUP,
-        name: "g".into(),
-        order,
-        id: ViewId(1),
-        members: [ME, MALLORY, HONEST]
-            .into_iter()
-            .map(|id| ViewMember {
-                id,
-                name: format!("m{id}"),
-                addr: addr(id),
-                joined: ViewId(1),
-            })
-            .collect(),
-    };
     let now = epoch();
-    (Group::new(config, ME, view, now), now, timeout)
+    (Group::new(config, ME, view(order), now), now, timeout)
 }
 
 fn feed(g: &mut Group, now: Instant, from: MemberId, frames: Vec<Frame>) {
-    let bytes = Datagram {
-        header: Header {
-            group: GROUP,
-            sender: from,
-            recipient: ME,
-            view: ViewId(1),
-        },
-        frames,
-    }
-    .encode()
-    .expect("encodes");
-    g.handle_datagram(now, addr(from), &bytes)
+    g.handle_datagram(now, addr(from), &datagram(from, frames))
         .expect("datagram accepted");
 }
 

@@ -8,7 +8,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use support::{chat, chat_with, deliveries, free_port, tracker, Proc};
+use support::{chat, chat_with, deliveries, free_port, spawn_chat, tracker, Proc};
 
 /// Messages each chat sends to each group.
 const N: usize = 10;
@@ -609,12 +609,7 @@ fn a_udp_address_that_cannot_be_bound_is_named_in_the_error() {
     let (_tracker, addr) = tracker(&[]);
     let taken = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
     let udp = taken.local_addr().expect("address").to_string();
-    let addr = addr.to_string();
-    let mut c = Proc::spawn(
-        "ann",
-        &["chat", "--name", "ann", "--tracker", &addr, "--udp", &udp],
-        &[],
-    );
+    let mut c = spawn_chat("ann", addr, &["--udp", &udp], &[]);
     c.close_stdin();
     let status = c.wait_exit();
     assert!(!status.success(), "exited with {status}");
@@ -684,20 +679,7 @@ fn the_tracker_fingerprint_is_printed_and_pinned() {
     assert_eq!(fingerprint.len(), 95, "{line}");
     let mut ann = chat_with("ann", addr, &["--tracker-fingerprint", &fingerprint], &[]);
     let wrong = "AB:".repeat(31) + "AB";
-    let refused = |name: &str, extra: &[&str]| {
-        let addr = addr.to_string();
-        let mut args = vec![
-            "chat",
-            "--name",
-            name,
-            "--tracker",
-            &addr,
-            "--host-tracker",
-            "never",
-        ];
-        args.extend_from_slice(extra);
-        Proc::spawn(name, &args, &[])
-    };
+    let refused = |name: &str, extra: &[&str]| spawn_chat(name, addr, extra, &[]);
     let mut bob = refused("bob", &["--tracker-fingerprint", &wrong]);
     bob.close_stdin();
     assert!(!bob.wait_exit().success());

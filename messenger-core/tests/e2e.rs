@@ -40,15 +40,11 @@ async fn client_with(
     faults: Option<FaultConfig>,
     group: GroupConfig,
 ) -> (Client, Log) {
-    let log = Log::new();
-    let mut config = support::client_config(tracker, name);
-    // An explicit "no faults" so that MESSENGER_FAULTS in the environment cannot change a test.
-    config.faults = Some(faults.unwrap_or_default());
-    config.group = group;
-    let c = Client::connect(config, log.handler())
-        .await
-        .unwrap_or_else(|e| panic!("{name} connects: {e}"));
-    (c, log)
+    support::connect(tracker, name, |config| {
+        config.faults = Some(faults.unwrap_or_default());
+        config.group = group;
+    })
+    .await
 }
 
 /// Four clients, a FIFO group and a total-order group, everyone in both, everyone sending

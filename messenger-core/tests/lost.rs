@@ -15,16 +15,13 @@ use support::Log;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-async fn client(tracker: SocketAddr, name: &str, faults: Option<FaultConfig>) -> (Client, Log) {
-    let log = Log::new();
-    let mut config = support::client_config(tracker, name);
-    config.faults = faults;
-    // The sender's first message is never stable: do not wait long for it when leaving.
-    config.leave_timeout = Duration::from_millis(300);
-    let c = Client::connect(config, log.handler())
-        .await
-        .unwrap_or_else(|e| panic!("{name} connects: {e}"));
-    (c, log)
+async fn client(tracker: SocketAddr, name: &str, faults: FaultConfig) -> (Client, Log) {
+    support::connect(tracker, name, |config| {
+        config.faults = Some(faults);
+        // The sender's first message is never stable: do not wait long for it when leaving.
+        config.leave_timeout = Duration::from_millis(300);
+    })
+    .await
 }
 
 async fn lost_after_the_sender_leaves(order: Order) {
@@ -36,10 +33,10 @@ async fn lost_after_the_sender_leaves(order: Order) {
     .expect("tracker binds");
     let addr = tracker.local_addr();
     let group = format!("lossy-{order}");
-    let (ann, ann_log) = client(addr, "ann", None).await;
-    let (bob, bob_log) = client(addr, "bob", None).await;
+    let (ann, ann_log) = client(addr, "ann", FaultConfig::default()).await;
+    let (bob, bob_log) = client(addr, "bob", FaultConfig::default()).await;
     let faults = FaultConfig::parse("drop_seq=1").expect("valid spec");
-    let (cid, _cid_log) = client(addr, "cid", Some(faults)).await;
+    let (cid, _cid_log) = client(addr, "cid", faults).await;
     for c in [&ann, &bob, &cid] {
         c.join(&group, order, None).await.expect("join");
     }

@@ -18,14 +18,11 @@ const WAIT: Duration = Duration::from_secs(30);
 const SUSPECT_TIMEOUT: Duration = Duration::from_millis(1_000);
 
 async fn client(tracker: SocketAddr, name: &str, faults: FaultConfig) -> (Client, Log) {
-    let log = Log::new();
-    let mut config = support::client_config(tracker, name);
-    config.faults = Some(faults);
-    config.group.suspect_timeout = SUSPECT_TIMEOUT;
-    let c = Client::connect(config, log.handler())
-        .await
-        .unwrap_or_else(|e| panic!("{name} connects: {e}"));
-    (c, log)
+    support::connect(tracker, name, |config| {
+        config.faults = Some(faults);
+        config.group.suspect_timeout = SUSPECT_TIMEOUT;
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -143,7 +143,16 @@ async fn a_tracker_back_with_another_key_is_refused_naming_the_line_to_delete() 
             .any(|e| matches!(e, ClientEvent::TrackerLost { .. }))
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Each refused attempt is a failed handshake at the impostor (bob's above was the first):
+    // wait until the reconnecting client has been refused twice.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while impostor.stats().bad_connections < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the client made no two further attempts within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert!(
         log.with(|s| !s
             .events

@@ -271,6 +271,14 @@ pub fn chat(name: &str, addr: SocketAddr) -> Proc {
 
 /// [`chat`] with more arguments and environment variables.
 pub fn chat_with(name: &str, addr: SocketAddr, extra: &[&str], envs: &[(&str, &str)]) -> Proc {
+    let chat = spawn_chat(name, addr, extra, envs);
+    chat.expect_prefix("* connected to the tracker");
+    chat
+}
+
+/// A scripted chat as [`chat_with`] starts it, without waiting for it to connect (for chats
+/// that must fail to).
+pub fn spawn_chat(name: &str, addr: SocketAddr, extra: &[&str], envs: &[(&str, &str)]) -> Proc {
     let addr = addr.to_string();
     let mut args = vec![
         "chat",
@@ -282,9 +290,7 @@ pub fn chat_with(name: &str, addr: SocketAddr, extra: &[&str], envs: &[(&str, &s
         "never",
     ];
     args.extend_from_slice(extra);
-    let chat = Proc::spawn(name, &args, envs);
-    chat.expect_prefix("* connected to the tracker");
-    chat
+    Proc::spawn(name, &args, envs)
 }
 
 /// A policy file with one group, `ops`, whose password is `s3cret`; returns its path.

@@ -183,3 +183,21 @@ pub fn client_config(tracker: std::net::SocketAddr, name: &str) -> messenger_cor
         },
     )
 }
+
+/// Connects `name` to the tracker at `tracker` with [`client_config`], changed by `configure`;
+/// the client's callbacks go to the returned log. No faults unless `configure` sets some: an
+/// explicit "none", so that MESSENGER_FAULTS in the environment cannot change a test.
+pub async fn connect(
+    tracker: std::net::SocketAddr,
+    name: &str,
+    configure: impl FnOnce(&mut messenger_core::ClientConfig),
+) -> (messenger_core::client::Client, Log) {
+    let log = Log::new();
+    let mut config = client_config(tracker, name);
+    config.faults = Some(messenger_core::FaultConfig::default());
+    configure(&mut config);
+    let client = messenger_core::client::Client::connect(config, log.handler())
+        .await
+        .unwrap_or_else(|e| panic!("{name} connects: {e}"));
+    (client, log)
+}

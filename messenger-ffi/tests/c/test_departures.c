@@ -184,37 +184,61 @@ static void a_group_the_new_tracker_refuses(void) {
   waiter_destroy(&w);
 }
 
-static void a_member_silent_on_the_data_plane_is_removed(void) {
+/* A tracker and three clients, ann, bob and cid (with the faults `cid_faults`), each in
+ * `group`; a suspect timeout of `suspect_ms` (0: the default) for all three. The caller's
+ * trio has static storage: the callbacks hold pointers into it. */
+typedef struct trio {
   waiter w;
-  waiter_init(&w);
   char addr[64];
-  messenger_tracker *tracker = start_tracker(NULL, addr, sizeof addr);
-  static inbox ann, bob, cid;
-  ann = (inbox){.name = "ann", .w = &w};
-  bob = (inbox){.name = "bob", .w = &w};
-  cid = (inbox){.name = "cid", .w = &w};
+  messenger_tracker *tracker;
+  inbox ann, bob, cid;
+  messenger_client *a, *b, *c;
+} trio;
+
+static void trio_start(trio *t, const char *group, messenger_order order, const char *cid_faults,
+                       uint32_t suspect_ms) {
+  waiter_init(&t->w);
+  t->tracker = start_tracker(NULL, t->addr, sizeof t->addr);
+  t->ann = (inbox){.name = "ann", .w = &t->w};
+  t->bob = (inbox){.name = "bob", .w = &t->w};
+  t->cid = (inbox){.name = "cid", .w = &t->w};
+  t->a = connect_inbox(t->addr, &t->ann, "", suspect_ms);
+  t->b = connect_inbox(t->addr, &t->bob, "", suspect_ms);
+  t->c = connect_inbox(t->addr, &t->cid, cid_faults, suspect_ms);
+  CHECK_OK(messenger_client_join(t->a, group, order, NULL));
+  CHECK_OK(messenger_client_join(t->b, group, order, NULL));
+  CHECK_OK(messenger_client_join(t->c, group, order, NULL));
+}
+
+static void trio_stop(trio *t) {
+  for (messenger_client **x = (messenger_client *[]){t->a, t->b, t->c, NULL}; *x; x++) {
+    CHECK_OK(messenger_client_quit(*x, NULL));
+    messenger_client_free(*x);
+  }
+  messenger_tracker_free(t->tracker);
+  waiter_destroy(&t->w);
+}
+
+static void a_member_silent_on_the_data_plane_is_removed(void) {
+  static trio t;
   /* ann and bob report a member silent for 1 s (long enough that a client thread starved on a
    * busy machine is not taken for a silent one); every datagram cid sends is lost, while its
    * tracker connection (TCP) is untouched. */
-  messenger_client *a = connect_inbox(addr, &ann, "", 1000);
-  messenger_client *b = connect_inbox(addr, &bob, "", 1000);
-  messenger_client *c = connect_inbox(addr, &cid, "loss=1.0", 1000);
-  CHECK_OK(messenger_client_join(a, "quiet", MESSENGER_ORDER_TOTAL, NULL));
-  CHECK_OK(messenger_client_join(b, "quiet", MESSENGER_ORDER_TOTAL, NULL));
-  CHECK_OK(messenger_client_join(c, "quiet", MESSENGER_ORDER_TOTAL, NULL));
+  trio_start(&t, "quiet", MESSENGER_ORDER_TOTAL, "loss=1.0", 1000);
+  inbox *ann = &t.ann, *bob = &t.bob, *cid = &t.cid;
 
-  WAIT_UNTIL(&w, cid.removed == 1, "cid to learn it was removed");
-  WAIT_UNTIL(&w,
-             members_of(&ann, "quiet") == 2 && strcmp(left_of(&ann, "quiet"), "cid") == 0 &&
-                 members_of(&bob, "quiet") == 2 && strcmp(left_of(&bob, "quiet"), "cid") == 0,
+  WAIT_UNTIL(&t.w, cid->removed == 1, "cid to learn it was removed");
+  WAIT_UNTIL(&t.w,
+             members_of(ann, "quiet") == 2 && strcmp(left_of(ann, "quiet"), "cid") == 0 &&
+                 members_of(bob, "quiet") == 2 && strcmp(left_of(bob, "quiet"), "cid") == 0,
              "ann and bob to see the view without cid");
-  waiter_lock(&w);
-  CHECK(strcmp(cid.removed_group, "quiet") == 0);
-  CHECK(strstr(cid.removed_text, "removed this client from quiet") != NULL);
-  CHECK(ann.removed == 0 && bob.removed == 0);
-  pthread_mutex_unlock(&w.mu);
+  waiter_lock(&t.w);
+  CHECK(strcmp(cid->removed_group, "quiet") == 0);
+  CHECK(strstr(cid->removed_text, "removed this client from quiet") != NULL);
+  CHECK(ann->removed == 0 && bob->removed == 0);
+  pthread_mutex_unlock(&t.w.mu);
   messenger_tracker_counters stats;
-  CHECK_OK(messenger_tracker_stats(tracker, &stats));
+  CHECK_OK(messenger_tracker_stats(t.tracker, &stats));
   CHECK(stats.clients == 3);         /* cid is still connected, */
   CHECK(stats.clients_dropped == 0); /* it answered its heartbeats */
   CHECK(stats.memberships == 2);
@@ -225,45 +249,28 @@ static void a_member_silent_on_the_data_plane_is_removed(void) {
   for (int i = 1; i <= 5; i++) {
     char text[16];
     snprintf(text, sizeof text, "a%d", i);
-    CHECK_OK(send_text(a, "quiet", text));
+    CHECK_OK(send_text(t.a, "quiet", text));
     snprintf(text, sizeof text, "b%d", i);
-    CHECK_OK(send_text(b, "quiet", text));
+    CHECK_OK(send_text(t.b, "quiet", text));
   }
-  WAIT_UNTIL(&w, ann.logged == 10 && bob.logged == 10, "ten messages at ann and bob");
-  waiter_lock(&w);
-  for (int i = 0; i < 10; i++) CHECK(strcmp(ann.log[i], bob.log[i]) == 0);
-  CHECK(cid.logged == 0);
-  pthread_mutex_unlock(&w.mu);
+  WAIT_UNTIL(&t.w, ann->logged == 10 && bob->logged == 10, "ten messages at ann and bob");
+  waiter_lock(&t.w);
+  for (int i = 0; i < 10; i++) CHECK(strcmp(ann->log[i], bob->log[i]) == 0);
+  CHECK(cid->logged == 0);
+  pthread_mutex_unlock(&t.w.mu);
 
   messenger_fault_counts f;
-  CHECK_OK(messenger_client_fault_counts(c, &f));
+  CHECK_OK(messenger_client_fault_counts(t.c, &f));
   CHECK(f.dropped > 0 && f.duplicated == 0);
-  for (messenger_client **x = (messenger_client *[]){a, b, c, NULL}; *x; x++) {
-    CHECK_OK(messenger_client_quit(*x, NULL));
-    messenger_client_free(*x);
-  }
-  messenger_tracker_free(tracker);
-  waiter_destroy(&w);
+  trio_stop(&t);
 }
 
 static void messages_behind_a_gap_are_lost_when_their_sender_leaves(messenger_order order,
                                                                   const char *group) {
-  waiter w;
-  waiter_init(&w);
-  char addr[64];
-  messenger_tracker *tracker = start_tracker(NULL, addr, sizeof addr);
-  static inbox ann, bob, cid;
-  ann = (inbox){.name = "ann", .w = &w};
-  bob = (inbox){.name = "bob", .w = &w};
-  cid = (inbox){.name = "cid", .w = &w};
-  messenger_client *a = connect_inbox(addr, &ann, "", 0);
-  messenger_client *b = connect_inbox(addr, &bob, "", 0);
+  static trio t;
   /* Every datagram carrying cid's message 1 is dropped, its first sending and every resend. */
-  messenger_client *c = connect_inbox(addr, &cid, "drop_seq=1", 0);
-  CHECK_OK(messenger_client_join(a, group, order, NULL));
-  CHECK_OK(messenger_client_join(b, group, order, NULL));
-  CHECK_OK(messenger_client_join(c, group, order, NULL));
-  WAIT_UNTIL(&w, members_of(&ann, group) == 3 && members_of(&bob, group) == 3,
+  trio_start(&t, group, order, "drop_seq=1", 0);
+  WAIT_UNTIL(&t.w, members_of(&t.ann, group) == 3 && members_of(&t.bob, group) == 3,
              "ann and bob to see all three");
   /* Too large to share a datagram: the second arrives and waits behind the first, which
    * never does. */
@@ -271,30 +278,26 @@ static void messages_behind_a_gap_are_lost_when_their_sender_leaves(messenger_or
   memset(big, 'x', sizeof big - 1);
   big[sizeof big - 1] = '\0';
   memcpy(big, "first", 5);
-  CHECK_OK(send_text(c, group, big));
+  CHECK_OK(send_text(t.c, group, big));
   memcpy(big, "second", 6);
-  CHECK_OK(send_text(c, group, big));
+  CHECK_OK(send_text(t.c, group, big));
   /* Leaving waits (up to its leave timeout) for the first message to be stable; it never is. */
-  CHECK_OK(messenger_client_leave(c, group));
-  WAIT_UNTIL(&w, ann.lost == 1 && bob.lost == 1, "ann and bob to report cid's message lost");
-  waiter_lock(&w);
-  inbox *both[] = {&ann, &bob};
+  CHECK_OK(messenger_client_leave(t.c, group));
+  WAIT_UNTIL(&t.w, t.ann.lost == 1 && t.bob.lost == 1,
+             "ann and bob to report cid's message lost");
+  waiter_lock(&t.w);
+  inbox *both[] = {&t.ann, &t.bob};
   for (int i = 0; i < 2; i++) {
     inbox *in = both[i];
     CHECK(strcmp(in->lost_group, group) == 0);
     CHECK(strstr(in->lost_text, "message 2 of cid") != NULL);
     CHECK(in->logged == 0); /* nothing of cid's is delivered */
   }
-  pthread_mutex_unlock(&w.mu);
+  pthread_mutex_unlock(&t.w.mu);
   messenger_fault_counts f;
-  CHECK_OK(messenger_client_fault_counts(c, &f));
+  CHECK_OK(messenger_client_fault_counts(t.c, &f));
   CHECK(f.dropped >= 1);
-  for (messenger_client **x = (messenger_client *[]){a, b, c, NULL}; *x; x++) {
-    CHECK_OK(messenger_client_quit(*x, NULL));
-    messenger_client_free(*x);
-  }
-  messenger_tracker_free(tracker);
-  waiter_destroy(&w);
+  trio_stop(&t);
 }
 
 /* The child process: a client "zed" in group "g" that then waits to be frozen. */
